@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv (Python 3.9-3.11) and install the project's requirements into it. Safe to run again.
+# Also installs PyTorch (CPU) into the venv when a wheel lies on this machine (/opt/wheels or $TORCH_WHEEL_DIR):
+# it is used only by tests that write fresh PyTorch checkpoints; nothing else needs it and nothing is downloaded for it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi
+wheel_dir=${TORCH_WHEEL_DIR:-/opt/wheels}
+if ! .venv/bin/python -c "import torch" 2>/dev/null && ls "$wheel_dir"/torch-*cpu*.whl >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-index --no-deps "$wheel_dir"/torch-*cpu*.whl \
+    || echo "setup: optional PyTorch wheel did not install; fresh-fixture tests will be skipped"
+fi

@@ -1,0 +1,135 @@
+"""The one checkpoint loader: our .ckpt, official PyTorch .pt (zip or legacy) and official MindSpore model-zoo .ckpt.
+
+Our checkpoints describe themselves: beside the parameters they carry ``ipt_config`` (the architecture as JSON,
+task names included), so nothing else needs to be passed to load them. Loading is strict: a missing, unexpected or
+mis-shaped parameter is a CheckpointError naming it.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import mindspore as ms
+
+from src.errors import CheckpointError, ConfigError
+from src.checkpoint import official
+from src.checkpoint.torch_pickle import extract_state_dict, is_torch_file, load_torch_file
+from src.models.ipt import IPT, IPTConfig
+from src.models.layers import FP32
+
+CONFIG_KEY = "ipt_config"
+FORMAT_KEY = "ipt_format"
+FORMAT_VERSION = "ipt-mindspore/1"
+
+
+@dataclass
+class LoadedWeights:
+    """Architecture and weights (our names, float32 numpy) read from any supported file."""
+    config: IPTConfig
+    params: dict
+    source_format: str              # "ours", "pytorch" or "mindspore-zoo"
+    extra: dict = field(default_factory=dict)  # other scalars stored in our checkpoints (epoch, step, ...)
+
+
+def _read_mindspore(path):
+    try:
+        return ms.load_checkpoint(str(path))
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint: neither a PyTorch file nor a MindSpore .ckpt "
+                              f"({str(exc).splitlines()[0][:120]})") from None
+
+
+def read_weights(path, task=None, num_heads=None) -> LoadedWeights:
+    """Read ``path`` in any supported format.
+
+    For official checkpoints, ``task`` names a single-task model's head (needed when its scale-1 tail is ambiguous;
+    ignored for multi-task files, whose order is the official one) and ``num_heads`` sets the attention heads
+    (default 12, the official value; shapes do not show it). Our own checkpoints carry both.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if is_torch_file(path):
+        cfg, params = official.from_torch_names(extract_state_dict(load_torch_file(path), path), path, task,
+                                                num_heads or 12)
+        return LoadedWeights(cfg, params, "pytorch")
+    raw = _read_mindspore(path)
+    if CONFIG_KEY in raw:
+        try:
+            cfg = IPTConfig.from_dict(json.loads(raw.pop(CONFIG_KEY)), where=str(path))
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: unreadable {CONFIG_KEY} entry ({exc})") from None
+        raw.pop(FORMAT_KEY, None)
+        if num_heads and num_heads != cfg.num_heads:
+            raise ConfigError(f"{path} was saved with num_heads {cfg.num_heads}; it cannot be loaded with {num_heads}")
+        extra = {k: v for k, v in raw.items() if not k.startswith(("body.", "tasks."))}
+        params = {k: v.asnumpy() for k, v in raw.items() if k not in extra}
+        extra = {k: (v if isinstance(v, str) else v.asnumpy().item()) for k, v in extra.items()}
+        return LoadedWeights(cfg, params, "ours", extra)
+    params = {k: v.asnumpy() for k, v in raw.items() if not isinstance(v, str)}
+    cfg, params = official.from_torch_names(official.to_torch_names(params, path), path, task, num_heads or 12)
+    return LoadedWeights(cfg, params, "mindspore-zoo")
+
+
+def select_tasks(weights: LoadedWeights, tasks) -> LoadedWeights:
+    """Keep only ``tasks`` (and the shared body): e.g. sr_x2 out of the 6-task pre-trained model."""
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    missing = [t for t in tasks if t not in weights.config.tasks]
+    if missing:
+        raise ConfigError(f"task(s) {missing} not in the checkpoint; it has: {', '.join(weights.config.tasks)}")
+    keep = tuple(t for t in weights.config.tasks if t in tasks)
+    params = {k: v for k, v in weights.params.items()
+              if not k.startswith("tasks.") or k.split(".")[1] in keep}
+    return LoadedWeights(weights.config.replace(tasks=keep), params, weights.source_format, weights.extra)
+
+
+def assign_strict(net, params, path):
+    """Copy ``params`` into ``net``; every parameter must be present exactly once with its shape."""
+    own = {p.name: p for p in net.get_parameters()}
+    missing = sorted(set(own) - set(params))
+    unexpected = sorted(set(params) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
+        raise CheckpointError(f"{path}: parameters do not match the model: {'; '.join(parts)}")
+    for name, p in own.items():
+        value = np.asarray(params[name])
+        if value.shape != tuple(p.shape):
+            raise CheckpointError(f"{path}: parameter {name} has shape {value.shape}, the model expects {tuple(p.shape)}")
+        p.set_data(ms.Tensor(value.astype(np.float32, copy=False)))
+
+
+def build_model(weights: LoadedWeights, compute_dtype=FP32, path="checkpoint") -> IPT:
+    net = IPT(weights.config, compute_dtype)
+    assign_strict(net, weights.params, path)
+    return net
+
+
+def load_model(path, task=None, num_heads=None, compute_dtype=FP32):
+    """(IPT, LoadedWeights) from any supported checkpoint; see ``read_weights``."""
+    weights = read_weights(path, task, num_heads)
+    return build_model(weights, compute_dtype, path), weights
+
+
+def save_checkpoint(net: IPT, path, extra=None):
+    """Write ``net`` and its configuration to ``path`` atomically (temporary file, then rename).
+
+    ``extra`` holds scalars (int/float/str) to keep beside the weights, e.g. epoch and step for resuming.
+    """
+    path = Path(path)
+    if path.suffix != ".ckpt":
+        raise CheckpointError(f"{path}: checkpoint files must end in .ckpt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.ckpt")
+    append = {CONFIG_KEY: json.dumps(net.config.to_dict()), FORMAT_KEY: FORMAT_VERSION}
+    append.update(extra or {})
+    try:
+        ms.save_checkpoint(net, str(tmp), append_dict=append)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

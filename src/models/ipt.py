@@ -1,0 +1,281 @@
+"""IPT (Chen et al., "Pre-Trained Image Processing Transformer", CVPR 2021) as MindSpore Cells.
+
+``IPT`` holds the shared transformer ``body`` and, per task, a head, a tail and a task query under
+``tasks.<name>``. ``IPTTaskNet(ipt, name)`` is the graph for one task: it shares the parameters of ``ipt``, takes a
+static (N, 3, patch_size, patch_size) float32 batch on the 0..rgb_range scale and returns the restored batch on the
+same scale (the mean shift is inside the graph). One graph is compiled per (task, batch size).
+"""
+from dataclasses import dataclass, asdict, fields
+from typing import Optional, Tuple
+
+from mindspore import nn
+
+from src.errors import ConfigError
+from src.tasks import get_task
+from src.models.layers import Conv2d, LayerNorm, Linear, MultiheadAttention, normal_parameter, numpy_constant, FP32
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official MeanShift
+
+
+@dataclass(frozen=True)
+class IPTConfig:
+    """Architecture of an IPT model; what our checkpoints store. Defaults are the official sizes."""
+    tasks: Tuple[str, ...] = ("sr_x2",)
+    n_feats: int = 64
+    patch_size: int = 48            # LR tile side the body accepts
+    patch_dim: int = 3              # tokens are patch_dim x patch_dim feature patches
+    num_heads: int = 12
+    num_encoder_layers: int = 12
+    num_decoder_layers: int = 12
+    ffn_dim: Optional[int] = None   # hidden size of the FFNs and the MLP head; None = 4 * token dim
+    out_proj_bias: bool = False     # attention out-projection bias (written by torch 1.5-1.7)
+    rgb_range: float = 255.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if not self.tasks:
+            raise ConfigError("model.tasks is empty: an IPT model needs at least one task")
+        for name in self.tasks:
+            get_task(name)
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"model.tasks names a task twice: {list(self.tasks)}")
+        if self.patch_size % self.patch_dim:
+            raise ConfigError(f"model.patch_size {self.patch_size} is not a multiple of model.patch_dim {self.patch_dim}")
+        if self.token_dim % self.num_heads:
+            raise ConfigError(f"token dim n_feats*patch_dim^2 = {self.token_dim} is not divisible by "
+                              f"model.num_heads {self.num_heads}")
+
+    @property
+    def token_dim(self):
+        return self.n_feats * self.patch_dim * self.patch_dim
+
+    @property
+    def num_tokens(self):
+        return (self.patch_size // self.patch_dim) ** 2
+
+    @property
+    def hidden_dim(self):
+        return self.ffn_dim or 4 * self.token_dim
+
+    def to_dict(self):
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d, where="model"):
+        """Build from a mapping; an unknown key is a ConfigError naming it."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"{where}: unknown model key(s) {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+    def replace(self, **changes):
+        d = self.to_dict()
+        d.update(changes)
+        return IPTConfig.from_dict(d)
+
+
+class ResBlock(nn.Cell):
+    """conv -> ReLU -> conv, plus the input (EDSR block without BN, res_scale 1)."""
+
+    def __init__(self, n_feats, kernel_size, compute_dtype):
+        super().__init__()
+        self.conv1 = Conv2d(n_feats, n_feats, kernel_size, compute_dtype)
+        self.conv2 = Conv2d(n_feats, n_feats, kernel_size, compute_dtype)
+        self.relu = nn.ReLU()
+
+    def construct(self, x):
+        return self.conv2(self.relu(self.conv1(x))) + x
+
+
+class Head(nn.Cell):
+    """conv3x3 (3 -> n_feats) then two ResBlocks of 5x5 convs."""
+
+    def __init__(self, n_feats, compute_dtype):
+        super().__init__()
+        self.conv = Conv2d(3, n_feats, 3, compute_dtype)
+        self.res_blocks = nn.CellList([ResBlock(n_feats, 5, compute_dtype) for _ in range(2)])
+
+    def construct(self, x):
+        x = self.conv(x)
+        for block in self.res_blocks:
+            x = block(x)
+        return x
+
+
+class PixelShuffle(nn.Cell):
+    """(N, C*r*r, H, W) -> (N, C, H*r, W*r) with torch.nn.PixelShuffle's channel order."""
+
+    def __init__(self, r):
+        super().__init__()
+        self.r = r
+
+    def construct(self, x):
+        n, c, h, w = x.shape
+        r = self.r
+        x = x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+        return x.reshape(n, c // (r * r), h * r, w * r)
+
+
+class Tail(nn.Cell):
+    """Upsampler (conv3x3 + PixelShuffle per x2 stage, or one x3 stage; nothing for scale 1) then conv3x3 -> 3."""
+
+    def __init__(self, n_feats, scale, compute_dtype):
+        super().__init__()
+        factors = {1: [], 2: [2], 3: [3], 4: [2, 2]}[scale]
+        self.upsampler = nn.CellList([Conv2d(n_feats, r * r * n_feats, 3, compute_dtype) for r in factors])
+        self.shuffles = nn.CellList([PixelShuffle(r) for r in factors])
+        self.conv = Conv2d(n_feats, 3, 3, compute_dtype)
+
+    def construct(self, x):
+        for conv, shuffle in zip(self.upsampler, self.shuffles):
+            x = shuffle(conv(x))
+        return self.conv(x)
+
+
+class TaskAdapter(nn.Cell):
+    """What one task owns: head, tail and its query (num_tokens, token_dim)."""
+
+    def __init__(self, cfg: IPTConfig, name, compute_dtype):
+        super().__init__()
+        self.scale = get_task(name).scale
+        self.head = Head(cfg.n_feats, compute_dtype)
+        self.tail = Tail(cfg.n_feats, self.scale, compute_dtype)
+        self.query = normal_parameter((cfg.num_tokens, cfg.token_dim), "query")
+
+
+class EncoderLayer(nn.Cell):
+    """Pre-norm: t += MHA(LN1 t); t += FFN(LN2 t)."""
+
+    def __init__(self, dim, heads, hidden, out_proj_bias, compute_dtype):
+        super().__init__()
+        self.norm1 = LayerNorm(dim)
+        self.self_attn = MultiheadAttention(dim, heads, out_proj_bias, compute_dtype)
+        self.norm2 = LayerNorm(dim)
+        self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
+        self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
+        self.relu = nn.ReLU()
+
+    def construct(self, t):
+        t = t + self.self_attn.self_attention(self.norm1(t))
+        return t + self.linear2(self.relu(self.linear1(self.norm2(t))))
+
+
+class DecoderLayer(nn.Cell):
+    """Pre-norm; the task query Q is added to q and k of self-attention and to q of cross-attention, never to v."""
+
+    def __init__(self, dim, heads, hidden, out_proj_bias, compute_dtype):
+        super().__init__()
+        self.norm1 = LayerNorm(dim)
+        self.self_attn = MultiheadAttention(dim, heads, out_proj_bias, compute_dtype)
+        self.norm2 = LayerNorm(dim)
+        self.cross_attn = MultiheadAttention(dim, heads, out_proj_bias, compute_dtype)
+        self.norm3 = LayerNorm(dim)
+        self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
+        self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
+        self.relu = nn.ReLU()
+
+    def construct(self, t, memory, query):
+        a = self.norm1(t)
+        t = t + self.self_attn.query_key_attention(a + query, a)
+        t = t + self.cross_attn.cross_attention(self.norm2(t) + query, memory)
+        return t + self.linear2(self.relu(self.linear1(self.norm3(t))))
+
+
+class Body(nn.Cell):
+    """The shared transformer: 3x3 feature patches -> tokens -> encoder/decoder -> MLP head -> feature map."""
+
+    def __init__(self, cfg: IPTConfig, compute_dtype):
+        super().__init__()
+        dim, hidden = cfg.token_dim, cfg.hidden_dim
+        self.n_feats, self.patch_dim, self.grid = cfg.n_feats, cfg.patch_dim, cfg.patch_size // cfg.patch_dim
+        self.linear_encoding = Linear(dim, dim, compute_dtype=compute_dtype)
+        self.position_embedding = normal_parameter((cfg.num_tokens, dim), "position_embedding")
+        layer_args = (dim, cfg.num_heads, hidden, cfg.out_proj_bias, compute_dtype)
+        self.encoder = nn.CellList([EncoderLayer(*layer_args) for _ in range(cfg.num_encoder_layers)])
+        self.decoder = nn.CellList([DecoderLayer(*layer_args) for _ in range(cfg.num_decoder_layers)])
+        self.mlp_head = nn.SequentialCell([Linear(dim, hidden, compute_dtype=compute_dtype), nn.ReLU(),
+                                           Linear(hidden, dim, compute_dtype=compute_dtype)])
+
+    def to_tokens(self, x):
+        """(N, C, H, W) -> (N, tokens, C*p*p); value index c*p*p + ky*p + kx, tokens row-major (torch unfold)."""
+        n, p, g = x.shape[0], self.patch_dim, self.grid
+        x = x.reshape(n, self.n_feats, g, p, g, p).transpose(0, 2, 4, 1, 3, 5)
+        return x.reshape(n, g * g, self.n_feats * p * p)
+
+    def from_tokens(self, t):
+        """Inverse of ``to_tokens`` (torch fold with kernel = stride)."""
+        n, p, g = t.shape[0], self.patch_dim, self.grid
+        t = t.reshape(n, g, g, self.n_feats, p, p).transpose(0, 3, 1, 4, 2, 5)
+        return t.reshape(n, self.n_feats, g * p, g * p)
+
+    def construct(self, x, query):
+        """x: head features (N, n_feats, S, S); query: (tokens, dim). Returns (features, output tokens)."""
+        t = self.to_tokens(x)
+        t = self.linear_encoding(t) + t + self.position_embedding
+        for layer in self.encoder:
+            t = layer(t)
+        memory = t
+        for layer in self.decoder:
+            t = layer(t, memory, query)
+        t = self.mlp_head(t) + t
+        return self.from_tokens(t), t
+
+
+class TaskContainer(nn.Cell):
+    """Holds one TaskAdapter per task as attribute ``<task name>`` (parameter names ``tasks.<name>.*``)."""
+
+
+class IPT(nn.Cell):
+    """The multi-task model: a shared body and ``tasks.<name>`` adapters. Run it through ``task_net(name)``."""
+
+    def __init__(self, cfg: IPTConfig, compute_dtype=FP32):
+        super().__init__()
+        self.config = cfg
+        self.compute_dtype = compute_dtype
+        self.body = Body(cfg, compute_dtype)
+        tasks = TaskContainer()  # filled before it is attached, so that names get the "tasks." prefix
+        for name in cfg.tasks:
+            setattr(tasks, name, TaskAdapter(cfg, name, compute_dtype))
+        self.tasks = tasks
+
+    def adapter(self, name) -> TaskAdapter:
+        if name not in self.config.tasks:
+            raise ConfigError(f"task {name!r} is not in this model; it has: {', '.join(self.config.tasks)}")
+        return getattr(self.tasks, name)
+
+    def task_net(self, name, return_tokens=False):
+        return IPTTaskNet(self, name, return_tokens)
+
+
+class IPTTaskNet(nn.Cell):
+    """The graph of one task; shares (does not rename) the parameters of the IPT it was made from.
+
+    Input (N, 3, S, S) float32 on 0..rgb_range, S = patch_size; output (N, 3, S*scale, S*scale) on the same scale,
+    not clipped. With ``return_tokens`` also returns the body's output tokens (N, tokens, dim).
+    """
+
+    def __init__(self, ipt: IPT, name, return_tokens=False):
+        super().__init__(auto_prefix=False)
+        adapter = ipt.adapter(name)
+        self.task = name
+        self.scale = adapter.scale
+        self.patch_size = ipt.config.patch_size
+        self.head, self.tail, self.query, self.body = adapter.head, adapter.tail, adapter.query, ipt.body
+        self.mean = numpy_constant([m * ipt.config.rgb_range for m in RGB_MEAN], (1, 3, 1, 1))
+        self.return_tokens = return_tokens
+
+    def construct(self, x):
+        h = self.head(x - self.mean)
+        features, tokens = self.body(h, self.query)
+        out = self.tail(features + h) + self.mean
+        if self.return_tokens:
+            return out, tokens
+        return out
+
+
+def count_trainable(cell: nn.Cell) -> int:
+    return sum(int(p.size) for p in cell.trainable_params())
+

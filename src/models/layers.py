@@ -1,0 +1,159 @@
+"""Building blocks of IPT, with one switch for mixed precision.
+
+Every layer takes ``compute_dtype``: with float32 nothing is cast; with float16 the matmuls and convolutions run in
+float16 (Ascend/GPU) while LayerNorm, softmax, biases and the residual stream stay float32. Parameters are always
+float32. The graph is the same on every device; only the dtype switch differs.
+"""
+import math
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops, Parameter
+from mindspore.common.initializer import initializer, HeUniform, Uniform, Normal
+
+FP32 = ms.float32
+
+
+def _uniform_bias(fan_in):
+    return Uniform(1.0 / math.sqrt(fan_in))
+
+
+class _Precision(nn.Cell):
+    """Mixin-like base: ``_in`` casts an operand to the compute dtype, ``_out`` back to float32."""
+
+    def __init__(self, compute_dtype=FP32):
+        super().__init__()
+        self.half = compute_dtype != FP32
+        self.compute_dtype = compute_dtype
+
+    def _in(self, x):
+        if self.half:
+            return ops.cast(x, self.compute_dtype)
+        return x
+
+    def _out(self, x):
+        if self.half:
+            return ops.cast(x, FP32)
+        return x
+
+
+class Linear(_Precision):
+    """y = x W^T + b over the last axis; W is (out, in) as in PyTorch. Initialised like torch.nn.Linear."""
+
+    def __init__(self, in_features, out_features, has_bias=True, compute_dtype=FP32):
+        super().__init__(compute_dtype)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = Parameter(initializer(HeUniform(negative_slope=math.sqrt(5)), (out_features, in_features), FP32),
+                                name="weight")
+        self.has_bias = has_bias
+        if has_bias:
+            self.bias = Parameter(initializer(_uniform_bias(in_features), (out_features,), FP32), name="bias")
+        self.matmul = ops.MatMul(transpose_b=True)
+
+    def construct(self, x):
+        lead = x.shape[:-1]
+        y = self._out(self.matmul(self._in(x.reshape(-1, self.in_features)), self._in(self.weight)))
+        if self.has_bias:
+            y = y + self.bias
+        return y.reshape(lead + (self.out_features,))
+
+
+class Conv2d(_Precision):
+    """Square convolution, stride 1, zero "same" padding, with bias; weight OIHW as in PyTorch."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, compute_dtype=FP32):
+        super().__init__(compute_dtype)
+        fan_in = in_channels * kernel_size * kernel_size
+        self.weight = Parameter(initializer(HeUniform(negative_slope=math.sqrt(5)),
+                                            (out_channels, in_channels, kernel_size, kernel_size), FP32), name="weight")
+        self.bias = Parameter(initializer(_uniform_bias(fan_in), (out_channels,), FP32), name="bias")
+        self.conv = ops.Conv2D(out_channels, kernel_size, pad_mode="pad", pad=kernel_size // 2)
+        self.bias_add = ops.BiasAdd()
+
+    def construct(self, x):
+        return self.bias_add(self._out(self.conv(self._in(x), self._in(self.weight))), self.bias)
+
+
+class LayerNorm(nn.Cell):
+    """LayerNorm over the last axis in float32, eps 1e-5 as in PyTorch (MindSpore's default is 1e-7)."""
+
+    def __init__(self, dim, eps=1e-5):
+        super().__init__()
+        self.gamma = Parameter(initializer("ones", (dim,), FP32), name="gamma")
+        self.beta = Parameter(initializer("zeros", (dim,), FP32), name="beta")
+        self.norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+
+    def construct(self, x):
+        y, _, _ = self.norm(x, self.gamma, self.beta)
+        return y
+
+
+class MultiheadAttention(_Precision):
+    """Multi-head attention with PyTorch's parameter layout, written with batched matmuls.
+
+    ``in_proj_weight`` packs W_q | W_k | W_v row-wise (3D, D) with no bias; ``out_proj`` has a bias only with
+    ``out_proj_bias`` (torch 1.5-1.7 always wrote one). Queries are scaled by 1/sqrt(head_dim).
+    ``construct(q_in, k_in, v_in)`` projects each input with its slice of the packed weight; equal inputs are
+    projected together (``qk_shared``: q_in is k_in; ``kv_shared``: k_in is v_in) to save matmuls.
+    """
+
+    def __init__(self, dim, num_heads, out_proj_bias=False, compute_dtype=FP32):
+        super().__init__(compute_dtype)
+        if dim % num_heads:
+            raise ValueError(f"embedding dim {dim} is not divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+        bound = math.sqrt(6.0 / (dim + 3 * dim))  # xavier_uniform on (3D, D), torch's default for in_proj
+        self.in_proj_weight = Parameter(initializer(Uniform(bound), (3 * dim, dim), FP32), name="in_proj_weight")
+        self.out_proj = Linear(dim, dim, has_bias=out_proj_bias, compute_dtype=compute_dtype)
+        self.matmul = ops.MatMul(transpose_b=True)
+        self.scores = ops.BatchMatMul(transpose_b=True)
+        self.mix = ops.BatchMatMul()
+        self.softmax = ops.Softmax(axis=-1)
+
+    def _project(self, x, start, stop):
+        """x (N, L, D) -> x @ W[start:stop]^T, (N*L, stop - start)."""
+        w = self.in_proj_weight[start:stop]
+        return self._out(self.matmul(self._in(x.reshape(-1, self.dim)), self._in(w)))
+
+    def _split_heads(self, x, n):
+        return x.reshape(n, -1, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+
+    def attend(self, q, k, v, n):
+        """q, k, v: (N*L, D) projections -> (N, L, D) attention output (before out_proj)."""
+        q = self._split_heads(q * self.scale, n)
+        k = self._split_heads(k, n)
+        v = self._split_heads(v, n)
+        probs = self.softmax(self._out(self.scores(self._in(q), self._in(k))))
+        out = self._out(self.mix(self._in(probs), self._in(v)))
+        return out.transpose(0, 2, 1, 3).reshape(n, -1, self.dim)
+
+    def self_attention(self, x):
+        """q = k = v = x (encoder)."""
+        d = self.dim
+        qkv = self._project(x, 0, 3 * d)
+        return self.out_proj(self.attend(qkv[:, :d], qkv[:, d:2 * d], qkv[:, 2 * d:], x.shape[0]))
+
+    def query_key_attention(self, qk, v):
+        """q = k = qk, separate v (decoder self-attention with the task query)."""
+        d = self.dim
+        proj = self._project(qk, 0, 2 * d)
+        return self.out_proj(self.attend(proj[:, :d], proj[:, d:], self._project(v, 2 * d, 3 * d), qk.shape[0]))
+
+    def cross_attention(self, q, kv):
+        """separate q, k = v = kv (decoder cross-attention on the encoder memory)."""
+        d = self.dim
+        proj = self._project(kv, d, 3 * d)
+        return self.out_proj(self.attend(self._project(q, 0, d), proj[:, :d], proj[:, d:], q.shape[0]))
+
+
+def normal_parameter(shape, name, sigma=1.0):
+    """A float32 parameter drawn from N(0, sigma^2), torch.nn.Embedding's default."""
+    return Parameter(initializer(Normal(sigma=sigma), shape, FP32), name=name)
+
+
+def numpy_constant(values, shape):
+    return ms.Tensor(np.asarray(values, np.float32).reshape(shape))

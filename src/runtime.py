@@ -1,0 +1,21 @@
+"""Setting up MindSpore for an entry script."""
+import logging
+
+import mindspore as ms
+
+from src.errors import ConfigError
+
+DTYPES = {"float32": ms.float32, "float16": ms.float16}
+log = logging.getLogger("ipt")
+
+
+def setup(device_target="CPU", compute_dtype="float32"):
+    """Graph mode on ``device_target``; returns the MindSpore dtype for ``compute_dtype``. Logs to stderr."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if device_target not in ("CPU", "GPU", "Ascend"):
+        raise ConfigError(f"device_target {device_target!r}; expected CPU, GPU or Ascend")
+    if compute_dtype not in DTYPES:
+        raise ConfigError(f"compute_dtype {compute_dtype!r}; expected one of {', '.join(DTYPES)}")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_device(device_target)
+    return DTYPES[compute_dtype]

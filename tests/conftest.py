@@ -1,0 +1,18 @@
+"""Shared test setup: MindSpore in graph mode on CPU, tiny model configurations."""
+import mindspore as ms
+import pytest
+
+from src.models.ipt import IPTConfig
+
+ms.set_context(mode=ms.GRAPH_MODE)
+ms.set_device("CPU")
+
+# Official structure at toy sizes: 4 feature channels -> 36-dim tokens, 3 heads, 256 tokens of a 48x48 tile.
+TINY = dict(n_feats=4, num_heads=3, num_encoder_layers=1, num_decoder_layers=1)
+
+
+@pytest.fixture
+def tiny_config():
+    def make(tasks=("sr_x2",), **changes):
+        return IPTConfig(tasks=tuple(tasks), **{**TINY, **changes})
+    return make
