@@ -14,7 +14,7 @@ from src.data.image_io import list_images, read_rgb, save_npy, to_uint8, write_p
 from src.errors import ConfigError, run_main
 from src.inference import Restorer
 from src.runtime import log, setup
-from src.tasks import pick_task
+from src.tasks import get_task, pick_task
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "eval.yaml"
 
@@ -25,6 +25,8 @@ def main(argv=None):
         if not cfg[key]:
             raise ConfigError(f"--{key} is required")
     images = list_images(cfg.input)
+    if cfg.task:
+        get_task(cfg.task)  # fail fast, before loading anything
     compute_dtype = setup(cfg.device_target, cfg.compute_dtype)
     ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype)
     task = pick_task(cfg.task, weights.config.tasks, cfg.ckpt_path)

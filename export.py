@@ -16,7 +16,7 @@ from src.checkpoint.loader import load_model
 from src.config import parse_config
 from src.errors import ConfigError, run_main
 from src.runtime import log, setup
-from src.tasks import pick_task
+from src.tasks import get_task, pick_task
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "export.yaml"
 
@@ -47,6 +47,8 @@ def main(argv=None):
     cfg = parse_config(sys.argv[1:] if argv is None else argv, DEFAULT_CONFIG, __doc__)
     if not cfg.ckpt_path:
         raise ConfigError("--ckpt_path is required")
+    if cfg.task:
+        get_task(cfg.task)  # fail fast, before loading anything
     compute_dtype = setup(cfg.device_target, cfg.compute_dtype)
     ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype)
     task = pick_task(cfg.task, weights.config.tasks, cfg.ckpt_path)

@@ -72,6 +72,7 @@ def tasks_for_scales(scales, given=None):
 def pick_task(requested, available, ckpt_path):
     """The task to run: ``requested``, or the only task of a single-task model."""
     if requested:
+        get_task(requested)
         return requested
     if len(available) == 1:
         return available[0]

@@ -100,7 +100,7 @@ def assign_strict(net, params, path):
         value = np.asarray(params[name])
         if value.shape != tuple(p.shape):
             raise CheckpointError(f"{path}: parameter {name} has shape {value.shape}, the model expects {tuple(p.shape)}")
-        p.set_data(ms.Tensor(value.astype(np.float32, copy=False)))
+        p.set_data(ms.Tensor(np.array(value, dtype=np.float32)))  # an owned, writable copy
 
 
 def build_model(weights: LoadedWeights, compute_dtype=FP32, path="checkpoint") -> IPT:
