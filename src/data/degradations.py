@@ -1,0 +1,127 @@
+"""The degradations IPT trains on, made on the fly from clean images (numpy/cv2, pure functions, explicit RNG).
+
+Every function takes HxWxC arrays on the 0..255 scale and, where randomness is involved, a ``numpy.random.Generator``
+so that a sample is a function of its seed alone. ``degrade`` is the per-task recipe of the official MindSpore
+pre-training pipeline (reference notes s4.2): SR LR = MATLAB-style antialiased bicubic downscale of an HR crop, rounded;
+denoising LR = HR + sigma * N(0, 1), clipped, not rounded; deraining LR = clip(HR + rain-streak layer).
+"""
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from src.tasks import get_task
+
+
+def cubic(x):
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``)."""
+    ax = np.abs(x)
+    ax2, ax3 = ax * ax, ax * ax * ax
+    return ((1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1.0)
+            + (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1.0) & (ax <= 2.0)))
+
+
+@lru_cache(maxsize=64)
+def resize_weights(in_len, out_len):
+    """(out_len, in_len) float64 matrix of MATLAB ``imresize`` bicubic along one axis (read-only).
+
+    When shrinking (scale = out_len / in_len < 1) the kernel is widened by 1/scale (antialiasing); taps that fall
+    outside the input are mirrored back (MATLAB's symmetric padding). Each row sums to 1.
+    """
+    scale = out_len / in_len
+    width, kernel = 4.0, cubic
+    if scale < 1:
+        width = 4.0 / scale
+        kernel = lambda x: scale * cubic(scale * x)  # noqa: E731
+    centre = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)  # 1-based input coordinates
+    taps = np.floor(centre - width / 2)[:, None] + np.arange(int(np.ceil(width)) + 2)
+    weights = kernel(centre[:, None] - taps)
+    weights /= weights.sum(axis=1, keepdims=True)
+    index = np.mod(taps.astype(np.int64) - 1, 2 * in_len)
+    index = np.where(index >= in_len, 2 * in_len - 1 - index, index)
+    matrix = np.zeros((out_len, in_len))
+    np.add.at(matrix, (np.repeat(np.arange(out_len), taps.shape[1]), index.ravel()), weights.ravel())
+    matrix.setflags(write=False)
+    return matrix
+
+
+def imresize(image, out_h, out_w):
+    """MATLAB-style bicubic resize (antialiased when shrinking) of an HxWxC array to out_h x out_w; float64, not
+    rounded or clipped."""
+    rows, cols = resize_weights(image.shape[0], out_h), resize_weights(image.shape[1], out_w)
+    return np.einsum("oh,hwc,pw->opc", rows, np.asarray(image, np.float64), cols, optimize=True)
+
+
+def bicubic_downscale(hr, scale):
+    """The SR input for an HR patch whose sides are multiples of ``scale``: float32, rounded and clipped to 0..255."""
+    h, w = hr.shape[:2]
+    lr = imresize(hr, h // scale, w // scale)
+    return np.clip(np.rint(lr), 0, 255).astype(np.float32)
+
+
+def add_noise(hr, sigma, rng):
+    """hr + sigma * N(0, 1), clipped to [0, 255]; float32 (not rounded)."""
+    noisy = hr.astype(np.float32) + np.float32(sigma) * rng.standard_normal(hr.shape, dtype=np.float32)
+    return np.clip(noisy, 0, 255)
+
+
+def add_rain(hr, streak):
+    """clip(hr + streak, 0, 255); a single-channel HxW streak layer is added to every channel. float32."""
+    streak = np.asarray(streak, np.float32)
+    if streak.ndim == 2:
+        streak = streak[..., None]
+    return np.clip(hr.astype(np.float32) + streak, 0, 255)
+
+
+def cover(image, size):
+    """``image`` itself if both sides are >= size, else resized up bilinearly (aspect kept) until they are."""
+    h, w = image.shape[:2]
+    if min(h, w) >= size:
+        return image
+    f = size / min(h, w)
+    new_h, new_w = max(size, int(np.ceil(h * f))), max(size, int(np.ceil(w * f)))
+    return cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+
+
+def random_crop(image, size, rng):
+    """A size x size crop at a uniformly random position; the image is first resized up if it is smaller."""
+    image = cover(image, size)
+    h, w = image.shape[:2]
+    y, x = rng.integers(h - size + 1), rng.integers(w - size + 1)
+    return image[y:y + size, x:x + size]
+
+
+def augment(arrays, rng):
+    """The same random horizontal flip, vertical flip and 90-degree rotation applied to each HxW(xC) array."""
+    hflip, vflip, rot = rng.integers(2, size=3)
+    out = []
+    for a in arrays:
+        if hflip:
+            a = a[:, ::-1]
+        if vflip:
+            a = a[::-1]
+        if rot:
+            a = np.rot90(a)
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def hr_crop_size(task, lr_patch_size):
+    """Side of the HR crop a ``task`` sample is cut from."""
+    return lr_patch_size * get_task(task).scale
+
+
+def degrade(task, hr, rng, streak=None):
+    """(lr, hr) float32 HxWx3 on 0..255 for ``task`` from an HR patch of ``hr_crop_size``.
+
+    ``streak`` is the rain layer (HxW or HxWx3, LR-sized) that deraining needs.
+    """
+    t = get_task(task)
+    hr = np.asarray(hr, np.float32)
+    if t.kind == "sr":
+        return bicubic_downscale(hr, t.scale), hr
+    if t.kind == "denoise":
+        return add_noise(hr, t.noise_sigma, rng), hr
+    if streak is None:
+        raise ValueError("derain needs a rain-streak layer")
+    return add_rain(hr, streak), hr
