@@ -73,13 +73,17 @@ def test_official_file_directly_with_task(photos, tmp_path):
     assert cv2.imread(str(tmp_path / "chelsea.png")).shape == (48, 48, 3)
 
 
-def test_grayscale_input_is_converted_with_a_warning(converted, tmp_path):
-    gray = tmp_path / "camera.png"
-    cv2.imwrite(str(gray), skdata.camera()[200:248, 200:248])
-    code, _, err = run("eval.py", "--ckpt_path", converted, "--task", "denoise_30", "--input", gray,
+def test_grayscale_and_rgba_inputs_are_converted_with_a_warning(converted, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / "camera.png"), skdata.camera()[200:248, 200:248])
+    rgba = np.dstack([skdata.coffee()[100:148, 100:148][..., ::-1], np.full((48, 48), 128, np.uint8)])
+    cv2.imwrite(str(inputs / "coffee_rgba.png"), rgba)
+    code, _, err = run("eval.py", "--ckpt_path", converted, "--task", "denoise_30", "--input", inputs,
                        "--output", tmp_path / "out")
     assert code == 0, err
-    assert "grayscale image converted to RGB" in err
+    assert "grayscale image converted to RGB" in err and "alpha" in err
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"camera.png", "coffee_rgba.png"}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -100,11 +104,14 @@ def test_bad_files_give_one_line(converted, tmp_path):
     write_bgr(big, skdata.coffee()[:64, :80])
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image at all")
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), (skdata.chelsea()[:48, :48].astype(np.uint16) * 257))
     foreign = tmp_path / "foreign.ckpt"
     foreign.write_text("hello")
     cases = [
         (converted, big, "big.png: 64x80 pixels; this version restores 48x48 inputs"),
         (converted, broken, "broken.png: cannot decode image"),
+        (converted, deep, "deep.png: 16-bit images are not supported; convert to 8-bit"),
         (foreign, big, "foreign.ckpt: not a readable checkpoint"),
         (tmp_path / "missing.ckpt", big, "missing.ckpt: no such checkpoint file"),
     ]
