@@ -8,11 +8,12 @@ same scale (the mean shift is inside the graph). One graph is compiled per (task
 from dataclasses import dataclass, asdict, fields
 from typing import Optional, Tuple
 
-from mindspore import nn
+from mindspore import nn, ops
 
 from src.errors import ConfigError
 from src.tasks import get_task
-from src.models.layers import Conv2d, LayerNorm, Linear, MultiheadAttention, normal_parameter, numpy_constant, FP32
+from src.models.layers import (Conv2d, LayerNorm, Linear, MultiheadAttention, add_table, normal_parameter,
+                               numpy_constant, permute, FP32)
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official MeanShift
 
@@ -115,7 +116,7 @@ class PixelShuffle(nn.Cell):
     def construct(self, x):
         n, c, h, w = x.shape
         r = self.r
-        x = x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+        x = permute(x.reshape(n, c // (r * r), r, r, h, w), (0, 1, 4, 2, 5, 3))
         return x.reshape(n, c // (r * r), h * r, w * r)
 
 
@@ -176,11 +177,12 @@ class DecoderLayer(nn.Cell):
         self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
         self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
         self.relu = nn.ReLU()
+        self.bias_add = ops.BiasAdd()
 
     def construct(self, t, memory, query):
         a = self.norm1(t)
-        t = t + self.self_attn.query_key_attention(a + query, a)
-        t = t + self.cross_attn.cross_attention(self.norm2(t) + query, memory)
+        t = t + self.self_attn.query_key_attention(add_table(a, query, self.bias_add), a)
+        t = t + self.cross_attn.cross_attention(add_table(self.norm2(t), query, self.bias_add), memory)
         return t + self.linear2(self.relu(self.linear1(self.norm3(t))))
 
 
@@ -198,23 +200,24 @@ class Body(nn.Cell):
         self.decoder = nn.CellList([DecoderLayer(*layer_args) for _ in range(cfg.num_decoder_layers)])
         self.mlp_head = nn.SequentialCell([Linear(dim, hidden, compute_dtype=compute_dtype), nn.ReLU(),
                                            Linear(hidden, dim, compute_dtype=compute_dtype)])
+        self.bias_add = ops.BiasAdd()
 
     def to_tokens(self, x):
         """(N, C, H, W) -> (N, tokens, C*p*p); value index c*p*p + ky*p + kx, tokens row-major (torch unfold)."""
         n, p, g = x.shape[0], self.patch_dim, self.grid
-        x = x.reshape(n, self.n_feats, g, p, g, p).transpose(0, 2, 4, 1, 3, 5)
+        x = permute(x.reshape(n, self.n_feats, g, p, g, p), (0, 2, 4, 1, 3, 5))
         return x.reshape(n, g * g, self.n_feats * p * p)
 
     def from_tokens(self, t):
         """Inverse of ``to_tokens`` (torch fold with kernel = stride)."""
         n, p, g = t.shape[0], self.patch_dim, self.grid
-        t = t.reshape(n, g, g, self.n_feats, p, p).transpose(0, 3, 1, 4, 2, 5)
+        t = permute(t.reshape(n, g, g, self.n_feats, p, p), (0, 3, 1, 4, 2, 5))
         return t.reshape(n, self.n_feats, g * p, g * p)
 
     def construct(self, x, query):
         """x: head features (N, n_feats, S, S); query: (tokens, dim). Returns (features, output tokens)."""
         t = self.to_tokens(x)
-        t = self.linear_encoding(t) + t + self.position_embedding
+        t = add_table(self.linear_encoding(t) + t, self.position_embedding, self.bias_add)
         for layer in self.encoder:
             t = layer(t)
         memory = t
@@ -264,13 +267,16 @@ class IPTTaskNet(nn.Cell):
         self.scale = adapter.scale
         self.patch_size = ipt.config.patch_size
         self.head, self.tail, self.query, self.body = adapter.head, adapter.tail, adapter.query, ipt.body
-        self.mean = numpy_constant([m * ipt.config.rgb_range for m in RGB_MEAN], (1, 3, 1, 1))
+        # per-channel mean as BiasAdd vectors (x - m == x + (-m) exactly); see layers.add_table for why not Add
+        self.mean = numpy_constant([m * ipt.config.rgb_range for m in RGB_MEAN], (3,))
+        self.neg_mean = numpy_constant([-m * ipt.config.rgb_range for m in RGB_MEAN], (3,))
+        self.bias_add = ops.BiasAdd()
         self.return_tokens = return_tokens
 
     def construct(self, x):
-        h = self.head(x - self.mean)
+        h = self.head(self.bias_add(x, self.neg_mean))
         features, tokens = self.body(h, self.query)
-        out = self.tail(features + h) + self.mean
+        out = self.bias_add(self.tail(features + h), self.mean)
         if self.return_tokens:
             return out, tokens
         return out
