@@ -150,10 +150,10 @@ class TaskAdapter(nn.Cell):
 class EncoderLayer(nn.Cell):
     """Pre-norm: t += MHA(LN1 t); t += FFN(LN2 t)."""
 
-    def __init__(self, dim, heads, hidden, out_proj_bias, compute_dtype):
+    def __init__(self, dim, heads, tokens, hidden, out_proj_bias, compute_dtype):
         super().__init__()
         self.norm1 = LayerNorm(dim)
-        self.self_attn = MultiheadAttention(dim, heads, out_proj_bias, compute_dtype)
+        self.self_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype)
         self.norm2 = LayerNorm(dim)
         self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
         self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
@@ -167,12 +167,12 @@ class EncoderLayer(nn.Cell):
 class DecoderLayer(nn.Cell):
     """Pre-norm; the task query Q is added to q and k of self-attention and to q of cross-attention, never to v."""
 
-    def __init__(self, dim, heads, hidden, out_proj_bias, compute_dtype):
+    def __init__(self, dim, heads, tokens, hidden, out_proj_bias, compute_dtype):
         super().__init__()
         self.norm1 = LayerNorm(dim)
-        self.self_attn = MultiheadAttention(dim, heads, out_proj_bias, compute_dtype)
+        self.self_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype)
         self.norm2 = LayerNorm(dim)
-        self.cross_attn = MultiheadAttention(dim, heads, out_proj_bias, compute_dtype)
+        self.cross_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype)
         self.norm3 = LayerNorm(dim)
         self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
         self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
@@ -195,7 +195,7 @@ class Body(nn.Cell):
         self.n_feats, self.patch_dim, self.grid = cfg.n_feats, cfg.patch_dim, cfg.patch_size // cfg.patch_dim
         self.linear_encoding = Linear(dim, dim, compute_dtype=compute_dtype)
         self.position_embedding = normal_parameter((cfg.num_tokens, dim), "position_embedding")
-        layer_args = (dim, cfg.num_heads, hidden, cfg.out_proj_bias, compute_dtype)
+        layer_args = (dim, cfg.num_heads, cfg.num_tokens, hidden, cfg.out_proj_bias, compute_dtype)
         self.encoder = nn.CellList([EncoderLayer(*layer_args) for _ in range(cfg.num_encoder_layers)])
         self.decoder = nn.CellList([DecoderLayer(*layer_args) for _ in range(cfg.num_decoder_layers)])
         self.mlp_head = nn.SequentialCell([Linear(dim, hidden, compute_dtype=compute_dtype), nn.ReLU(),
