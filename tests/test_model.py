@@ -81,3 +81,20 @@ def test_bad_configs():
     with pytest.raises(ConfigError, match="not in this model; it has: sr_x2"):
         IPT(IPTConfig(tasks=("sr_x2",), n_feats=4, num_heads=3, num_encoder_layers=0,
                       num_decoder_layers=0)).task_net("derain")
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_head_rows_split_and_merge_heads(parts):
+    """The gather index equals the reshape/transpose head split of PyTorch's MHA, and argsort merges heads back."""
+    from src.models.layers import head_rows
+    n, tokens, heads, hd = 2, 5, 3, 4
+    proj = np.random.default_rng(0).standard_normal((n, tokens, parts * heads * hd)).astype(np.float32)
+    rows = proj.reshape(n, -1, hd)
+    for part in range(parts):
+        expected = proj[..., part * heads * hd:(part + 1) * heads * hd].reshape(n, tokens, heads, hd)
+        expected = expected.transpose(0, 2, 1, 3).reshape(n, heads * tokens, hd)
+        np.testing.assert_array_equal(rows[:, head_rows(tokens, heads, part, parts)], expected)
+    if parts == 1:
+        index = head_rows(tokens, heads, 0, 1)
+        merged = rows[:, index][:, np.argsort(index)]
+        np.testing.assert_array_equal(merged.reshape(n, tokens, -1), proj)

@@ -94,9 +94,9 @@ class MultiheadAttention(_Precision):
     """Multi-head attention with PyTorch's parameter layout, written with batched matmuls.
 
     ``in_proj_weight`` packs W_q | W_k | W_v row-wise (3D, D) with no bias; ``out_proj`` has a bias only with
-    ``out_proj_bias`` (torch 1.5-1.7 always wrote one). Queries are scaled by 1/sqrt(head_dim).
-    ``construct(q_in, k_in, v_in)`` projects each input with its slice of the packed weight; equal inputs are
-    projected together (``qk_shared``: q_in is k_in; ``kv_shared``: k_in is v_in) to save matmuls.
+    ``out_proj_bias`` (torch 1.5-1.7 always wrote one). Queries are scaled by 1/sqrt(head_dim). Inputs are
+    (N, num_tokens, D). Three entry points project equal inputs together to save matmuls: ``self_attention`` (q = k = v),
+    ``query_key_attention`` (q = k, separate v) and ``cross_attention`` (separate q, k = v).
     """
 
     def __init__(self, dim, num_heads, num_tokens, out_proj_bias=False, compute_dtype=FP32):
@@ -176,9 +176,12 @@ def head_rows(num_tokens, num_heads, part, parts):
 
 
 def permute(x, perm):
-    """Axis permutation. ``mint.permute`` (TransposeView) rather than ``ops.Transpose``: in MindSpore 2.10 graph mode on
-    CPU every Transpose kept about two copies of its tensor alive until the end of the graph and was about twice as
-    slow; the view-based permute reuses memory. Same values either way (a permutation is exact)."""
+    """Axis permutation for the few reshuffles outside the attention (tokens <-> feature map, pixel shuffle).
+
+    ``mint.permute`` (a view, copied by the consumer) rather than ``ops.Transpose``: in MindSpore 2.10 graph mode on CPU
+    every Transpose output stayed alive until the end of the graph. The view's copy is slow (a generic element-wise
+    kernel), which is why the attention splits heads with ``head_rows`` gathers instead. Values are never changed.
+    """
     return mint.permute(x, perm)
 
 
