@@ -26,9 +26,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-GMACS_PER_TILE = 33.32              # sr_x2, one 3x48x48 tile, official sizes
-GFLOP_PER_TILE = 2 * GMACS_PER_TILE
 TASK = "sr_x2"
+TINY = dict(n_feats=4, num_heads=3, num_encoder_layers=1, num_decoder_layers=1)  # --tiny: the test suite's sizes
+
+
+def model_config(tiny):
+    from src.models.ipt import IPTConfig
+
+    return IPTConfig(tasks=(TASK,), **(TINY if tiny else {}))
+
+
+def gflop_per_tile(tiny):
+    """2 x multiply-adds of one 48x48 tile (official sr_x2: 2 x 33.32 G)."""
+    return 2 * model_config(tiny).macs_per_tile(2) / 1e9
 
 
 def progress(msg):
@@ -81,11 +91,11 @@ def worker_forward(args):
     import numpy as np
     import mindspore as ms
     from src.runtime import setup
-    from src.models.ipt import IPT, IPTConfig
+    from src.models.ipt import IPT
 
     setup(args.device_target, "float32")
     ms.set_seed(0)
-    cfg = IPTConfig()
+    cfg = model_config(args.tiny)
     net = IPT(cfg).task_net(TASK)
     net.set_train(False)
     bs = args.batch
@@ -116,25 +126,73 @@ def worker_forward(args):
     steady = _median(times)
     tiles = bs / steady
     peak = max(peaks)
+    gflops = tiles * gflop_per_tile(args.tiny)
     return {"batch": bs, "first_call_s": first, "steady_s": steady, "compile_s": first - steady,
-            "times_s": times, "tiles_per_s": tiles, "gflops": tiles * GFLOP_PER_TILE,
-            "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "fraction_of_peak": tiles * GFLOP_PER_TILE / peak,
+            "times_s": times, "tiles_per_s": tiles, "gflops": gflops,
+            "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "fraction_of_peak": gflops / peak,
             "peak_rss_gb": rss / 1e9}
+
+
+def worker_torch(args):
+    """The same network in PyTorch, written like the official code (``scripts/make_torch_fixtures.py`` modules:
+    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, torch's default CPU threads: the reference."""
+    import importlib.util
+    import numpy as np
+    import torch
+
+    spec = importlib.util.spec_from_file_location("torch_ipt", os.path.join(ROOT, "scripts", "make_torch_fixtures.py"))
+    torch_ipt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(torch_ipt)
+    torch.manual_seed(0)
+    cfg = model_config(args.tiny)
+    if cfg.num_encoder_layers != cfg.num_decoder_layers:
+        raise ValueError("the PyTorch reference has as many decoder layers as encoder layers")
+    net = torch_ipt.IPT([2], cfg.num_encoder_layers, n_feats=cfg.n_feats, num_heads=cfg.num_heads).eval()
+    bs = args.batch
+    x = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (bs, 3, 48, 48)).astype(np.float32))
+
+    def call():
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            net(x, 0)
+        return time.perf_counter() - t0
+
+    progress(f"PyTorch {torch.__version__} batch {bs}: first call")
+    first = call()
+    for _ in range(args.warmup):
+        call()
+    times = []
+    for i in range(args.repeats):
+        times.append(call())
+        progress(f"PyTorch batch {bs}: call {i + 1}/{args.repeats} {times[-1]:.3f} s ({bs / times[-1]:.3f} tiles/s)")
+    steady = _median(times)
+    return {"batch": bs, "torch_version": torch.__version__, "threads": torch.get_num_threads(), "first_call_s": first,
+            "steady_s": steady, "times_s": times, "tiles_per_s": bs / steady,
+            "gflops": bs / steady * gflop_per_tile(args.tiny),
+            "peak_rss_gb": peak_rss_bytes() / 1e9}
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def run_worker(args, batch):
-    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", "--device_target", args.device_target,
+def run_worker(args, batch, kind="mindspore"):
+    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", kind, "--device_target", args.device_target,
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--matmul_size", str(args.matmul_size),
-           "--_batch", str(batch)]
+           "--_batch", str(batch)] + (["--tiny"] if args.tiny else [])
     fd, out_path = tempfile.mkstemp(prefix="ipt_bench_", suffix=".json")
     os.close(fd)
     try:
         proc = subprocess.run(cmd + ["--_result", out_path], cwd=ROOT)
         if proc.returncode != 0:
-            raise RuntimeError(f"benchmark worker for batch {batch} failed with exit status {proc.returncode}")
+            raise RuntimeError(f"{kind} benchmark worker for batch {batch} failed with exit status {proc.returncode}")
         with open(out_path) as f:
             return json.load(f)
     finally:
@@ -149,15 +207,32 @@ def write_json_atomic(path, data):
         f.write("\n")
 
 
-def format_table(results, matmul_size):
+def summarize(rounds, gflop):
+    """One row from the rounds of one batch size: medians of speed and compile time, the best matmul peak, the
+    largest RSS; ``vs torch`` is the median of the per-round ratios (each round runs both, one after the other)."""
+    tiles = _median([r["tiles_per_s"] for r in rounds])
+    peak = max(r["matmul_peak_gflops"] for r in rounds)
+    row = {"batch": rounds[0]["batch"], "compile_s": _median([r["compile_s"] for r in rounds]),
+           "steady_s": rounds[0]["batch"] / tiles, "tiles_per_s": tiles, "gflops": tiles * gflop,
+           "matmul_peak_gflops": peak, "fraction_of_peak": tiles * gflop / peak,
+           "peak_rss_gb": max(r["peak_rss_gb"] for r in rounds), "rounds": rounds}
+    if all("torch" in r for r in rounds):
+        row["torch_tiles_per_s"] = _median([r["torch"]["tiles_per_s"] for r in rounds])
+        row["speed_vs_torch"] = _median([r["tiles_per_s"] / r["torch"]["tiles_per_s"] for r in rounds])
+    return row
+
+
+def format_table(results, matmul_size, gflop, tiny):
     head = (f"{'batch':>5} {'compile s':>10} {'steady s':>9} {'tiles/s':>8} {'GFLOP/s':>8} {'peak':>6} "
-            f"{'of peak':>8} {'peak RSS GB':>12}")
-    lines = [f"IPT {TASK} forward, fp32 graph mode; {GFLOP_PER_TILE:.2f} GFLOP per 48x48 tile; "
+            f"{'of peak':>8} {'peak RSS GB':>12} {'torch tiles/s':>14} {'vs torch':>9}")
+    lines = [f"IPT {TASK} forward ({'tiny test sizes' if tiny else 'official sizes'}), fp32 graph mode; "
+             f"{gflop:.2f} GFLOP per 48x48 tile; "
              f"peak = {matmul_size}^3 fp32 MatMul GFLOP/s in the same process", head, "-" * len(head)]
     for r in results:
         lines.append(f"{r['batch']:>5} {r['compile_s']:>10.1f} {r['steady_s']:>9.3f} {r['tiles_per_s']:>8.3f} "
                      f"{r['gflops']:>8.1f} {r['matmul_peak_gflops']:>6.1f} {100 * r['fraction_of_peak']:>7.1f}% "
-                     f"{r['peak_rss_gb']:>12.2f}")
+                     f"{r['peak_rss_gb']:>12.2f}" + (f" {r['torch_tiles_per_s']:>14.3f} {r['speed_vs_torch']:>8.2f}x"
+                                                        if "speed_vs_torch" in r else f" {'-':>14} {'-':>9}"))
     return "\n".join(lines)
 
 
@@ -167,9 +242,14 @@ def parse_args(argv=None):
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--warmup", type=int, default=1, help="untimed calls after the first one")
     p.add_argument("--repeats", type=int, default=5, help="timed calls; the median is reported")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="fresh processes per batch size (and framework); medians over the rounds are reported")
     p.add_argument("--matmul_size", type=int, default=2048, help="side of the square matmul for the peak")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
-    p.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--tiny", action="store_true", help="the test suite's tiny sizes instead of the official ones")
+    p.add_argument("--reference", choices=("auto", "torch", "none"), default="auto",
+                   help="also time the PyTorch model of the official code (auto: when torch is installed)")
+    p.add_argument("--_worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--_batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -179,27 +259,37 @@ def main(argv=None):
     args = parse_args(argv)
     if args._worker:
         args.batch = args._batch
-        result = worker_forward(args)
+        result = worker_forward(args) if args._worker == "mindspore" else worker_torch(args)
         with open(args._result, "w") as f:
             json.dump(result, f)
         return 0
-    if any(b < 1 for b in args.batch_sizes) or args.repeats < 1:
-        raise SystemExit("batch sizes and --repeats must be >= 1")
+    if any(b < 1 for b in args.batch_sizes) or args.repeats < 1 or args.rounds < 1:
+        raise SystemExit("batch sizes, --repeats and --rounds must be >= 1")
 
     progress(f"device {args.device_target}, batch sizes {args.batch_sizes}, {args.repeats} timed call(s) each")
+    if args.reference == "torch" and not torch_available():
+        raise SystemExit("--reference torch: PyTorch is not installed in this environment (scripts/setup.sh installs "
+                         "the CPU wheel when one lies in /opt/wheels)")
+    with_torch = args.reference == "torch" or (args.reference == "auto" and torch_available())
     results = []
     for bs in args.batch_sizes:
-        progress(f"batch {bs}: starting a fresh process")
-        r = run_worker(args, bs)
-        results.append(r)
-        progress(f"batch {bs}: {r['tiles_per_s']:.3f} tiles/s, compile {r['compile_s']:.1f} s, "
-                 f"peak RSS {r['peak_rss_gb']:.2f} GB")
-    print(format_table(results, args.matmul_size))
+        rounds = []
+        for i in range(args.rounds):
+            progress(f"batch {bs}: round {i + 1}/{args.rounds}, fresh processes")
+            r = run_worker(args, bs)
+            progress(f"batch {bs}: {r['tiles_per_s']:.3f} tiles/s, compile {r['compile_s']:.1f} s, "
+                     f"peak RSS {r['peak_rss_gb']:.2f} GB")
+            if with_torch:
+                r["torch"] = run_worker(args, bs, "torch")
+            rounds.append(r)
+        results.append(summarize(rounds, gflop_per_tile(args.tiny)))
+    print(format_table(results, args.matmul_size, gflop_per_tile(args.tiny), args.tiny))
     if args.json:
         write_json_atomic(args.json, {
-            "task": TASK, "config": "IPTConfig() defaults, random weights, float32", "device_target":
-            args.device_target, "gflop_per_tile": GFLOP_PER_TILE, "matmul_size": args.matmul_size, "results": results,
-            "warmup": args.warmup, "repeats": args.repeats, "host": platform.node(), "cpu_count": os.cpu_count(),
+            "task": TASK, "config": model_config(args.tiny).to_dict(), "weights": "random", "dtype": "float32",
+            "device_target": args.device_target, "gflop_per_tile": gflop_per_tile(args.tiny),
+            "matmul_size": args.matmul_size, "results": results, "warmup": args.warmup, "repeats": args.repeats,
+            "rounds": args.rounds, "host": platform.node(), "cpu_count": os.cpu_count(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
         progress(f"wrote {args.json}")
     return 0

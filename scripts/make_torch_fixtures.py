@@ -133,16 +133,16 @@ class LearnedPositionalEncoding(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    def __init__(self, num_queries, num_layers, out_proj_bias):
+    def __init__(self, num_queries, num_layers, out_proj_bias, n_feats=N_FEATS, num_heads=NUM_HEADS):
         super().__init__()
-        dim = N_FEATS * PATCH_DIM ** 2
+        dim = n_feats * PATCH_DIM ** 2
         self.num_tokens = (PATCH_SIZE // PATCH_DIM) ** 2
         self.linear_encoding = nn.Linear(dim, dim)
         self.mlp_head = nn.Sequential(nn.Linear(dim, 4 * dim), nn.Dropout(0.0), nn.ReLU(), nn.Linear(4 * dim, dim),
                                       nn.Dropout(0.0))
         self.query_embed = nn.Embedding(num_queries, self.num_tokens * dim)
-        self.encoder = Stack([EncoderLayer(dim, NUM_HEADS, out_proj_bias) for _ in range(num_layers)])
-        self.decoder = Stack([DecoderLayer(dim, NUM_HEADS, out_proj_bias) for _ in range(num_layers)])
+        self.encoder = Stack([EncoderLayer(dim, num_heads, out_proj_bias) for _ in range(num_layers)])
+        self.decoder = Stack([DecoderLayer(dim, num_heads, out_proj_bias) for _ in range(num_layers)])
         self.position_encoding = LearnedPositionalEncoding(self.num_tokens, dim)
 
     def forward(self, f, task):
@@ -161,14 +161,17 @@ class VisionTransformer(nn.Module):
 
 
 class IPT(nn.Module):
-    def __init__(self, scales, num_layers, out_proj_bias=False, rgb_range=255):
+    """Tiny by default; ``IPT([2], 12, n_feats=64, num_heads=12)`` is the official sr_x2 model (the benchmark's
+    PyTorch reference)."""
+
+    def __init__(self, scales, num_layers, out_proj_bias=False, rgb_range=255, n_feats=N_FEATS, num_heads=NUM_HEADS):
         super().__init__()
         self.sub_mean = MeanShift(rgb_range, -1)
         self.add_mean = MeanShift(rgb_range, 1)
-        self.head = nn.ModuleList(nn.Sequential(conv(3, N_FEATS, 3), ResBlock(N_FEATS), ResBlock(N_FEATS))
+        self.head = nn.ModuleList(nn.Sequential(conv(3, n_feats, 3), ResBlock(n_feats), ResBlock(n_feats))
                                   for _ in scales)
-        self.body = VisionTransformer(len(scales), num_layers, out_proj_bias)
-        self.tail = nn.ModuleList(nn.Sequential(upsampler(s, N_FEATS), conv(N_FEATS, 3, 3)) for s in scales)
+        self.body = VisionTransformer(len(scales), num_layers, out_proj_bias, n_feats, num_heads)
+        self.tail = nn.ModuleList(nn.Sequential(upsampler(s, n_feats), conv(n_feats, 3, 3)) for s in scales)
 
     def forward(self, x, task):
         x = self.head[task](self.sub_mean(x))

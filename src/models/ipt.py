@@ -16,6 +16,7 @@ from src.models.layers import (Conv2d, LayerNorm, Linear, MultiheadAttention, ad
                                numpy_constant, permute, FP32)
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official MeanShift
+UPSAMPLE_STAGES = {1: [], 2: [2], 3: [3], 4: [2, 2]}  # pixel-shuffle factors of the official tails, by scale
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,22 @@ class IPTConfig:
     @property
     def hidden_dim(self):
         return self.ffn_dim or 4 * self.token_dim
+
+    def macs_per_tile(self, scale):
+        """Multiply-adds of one patch_size^2 tile through head, body and a tail of ``scale`` (convs, matmuls)."""
+        s2, n, tokens, d, f = self.patch_size ** 2, self.n_feats, self.num_tokens, self.token_dim, self.hidden_dim
+        head = s2 * 3 * n * 9 + 4 * s2 * n * n * 25
+        attention_core = 2 * tokens * tokens * d                      # scores and mixing
+        ffn = 2 * tokens * d * f
+        encoder = tokens * d * 3 * d + attention_core + tokens * d * d + ffn
+        decoder = tokens * d * 6 * d + 2 * attention_core + 2 * tokens * d * d + ffn
+        body = tokens * d * d + self.num_encoder_layers * encoder + self.num_decoder_layers * decoder + ffn
+        tail, side = 0, self.patch_size
+        for r in UPSAMPLE_STAGES[scale]:
+            tail += side * side * n * r * r * n * 9
+            side *= r
+        tail += side * side * n * 3 * 9
+        return head + body + tail
 
     def to_dict(self):
         d = asdict(self)
@@ -125,7 +142,7 @@ class Tail(nn.Cell):
 
     def __init__(self, n_feats, scale, compute_dtype):
         super().__init__()
-        factors = {1: [], 2: [2], 3: [3], 4: [2, 2]}[scale]
+        factors = UPSAMPLE_STAGES[scale]
         self.upsampler = nn.CellList([Conv2d(n_feats, r * r * n_feats, 3, compute_dtype) for r in factors])
         self.shuffles = nn.CellList([PixelShuffle(r) for r in factors])
         self.conv = Conv2d(n_feats, 3, 3, compute_dtype)
