@@ -3,7 +3,7 @@
 Every batch size runs in a fresh subprocess, which measures:
   compile   first call minus the median steady call (graph build, kernel selection, first-run overheads)
   tiles/s   batch / median of ``--repeats`` timed calls, after ``--warmup`` untimed ones
-  GFLOP/s   tiles/s * 66.64 (one 48x48 x2 tile is 33.32 G multiply-adds)
+  GFLOP/s   tiles/s * 66.65 (one 48x48 x2 tile is 33.32 G multiply-adds: IPTConfig.macs_per_tile)
   peak RSS  ru_maxrss of that subprocess once the forward has run (before the matmul below is allocated)
   peak      the machine's fp32 matmul peak: the best of 3 square MatMuls in graph mode after each timed forward
             call of the same process, so that both see the same machine; the peak is the best of all of them and
