@@ -114,7 +114,6 @@ class MultiheadAttention(_Precision):
         self.scores = ops.BatchMatMul(transpose_b=True)
         self.mix = ops.BatchMatMul()
         self.softmax = ops.Softmax(axis=-1)
-        self.num_tokens = num_tokens
         # Head split/merge as row gathers (see ``head_rows``); one index per part of a packed projection.
         self.split_index = [ms.Tensor(head_rows(num_tokens, num_heads, part, parts)) for parts in (1, 2, 3)
                             for part in range(parts)]
@@ -122,8 +121,7 @@ class MultiheadAttention(_Precision):
 
     def _project(self, x, start, stop):
         """x (N, L, D) -> x @ W[start:stop]^T, (N*L, stop - start)."""
-        # A whole-range StridedSlice of the weight is not free on every backend (on CPU it was ~67 ms per call for
-        # the (1728, 576) weight), so the full packed weight is used as it is.
+        # the whole packed weight needs no slice op
         w = self.in_proj_weight if (start == 0 and stop == 3 * self.dim) else self.in_proj_weight[start:stop]
         return self._out(self.matmul(self._in(x.reshape(-1, self.dim)), self._in(w)))
 
