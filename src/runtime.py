@@ -17,5 +17,10 @@ def setup(device_target="CPU", compute_dtype="float32"):
     if compute_dtype not in DTYPES:
         raise ConfigError(f"compute_dtype {compute_dtype!r}; expected one of {', '.join(DTYPES)}")
     ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_device(device_target)
+    try:
+        ms.set_device(device_target)
+    except RuntimeError as e:
+        reason = str(e).strip().split(". ")[0]
+        raise ConfigError(f"device_target {device_target} is not usable with this MindSpore installation: {reason}. "
+                          "Install the MindSpore package built for it, or use another --device_target") from None
     return DTYPES[compute_dtype]

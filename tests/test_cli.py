@@ -135,3 +135,14 @@ def test_export_mindir_runs_like_the_cell(converted, tmp_path):
     ipt, _ = load_model(converted)
     np.testing.assert_allclose(graph(ms.Tensor(x)).asnumpy(), ipt.task_net("sr_x2")(ms.Tensor(x)).asnumpy(),
                                atol=1e-4)
+
+
+def test_unavailable_device_target_is_one_clear_error(converted, photos, tmp_path):
+    import mindspore as ms
+    if ms.device_context.gpu.is_available():
+        pytest.skip("this machine has a usable GPU build of MindSpore")
+    code, _, err = run("eval.py", "--ckpt_path", converted, "--task", "sr_x2", "--input", photos,
+                       "--output", tmp_path / "out", "--device_target", "GPU")
+    ours = [ln for ln in error_line(err) if ln.startswith("error:")]
+    assert code == 2 and len(ours) == 1 and "device_target GPU is not usable" in ours[0], err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
