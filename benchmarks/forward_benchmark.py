@@ -59,6 +59,30 @@ def _median(values):
 # ----------------------------------------------------------------------------------------------- workers
 
 
+def time_calls(call, args, label, after_each=None):
+    """The first call (compilation included), ``--warmup`` untimed calls, then ``--repeats`` timed calls, each followed
+    by ``after_each()`` (its text joins the progress line). Returns (first output, first call s, timed call s list,
+    peak RSS bytes after the warm-up)."""
+    def timed():
+        t0 = time.perf_counter()
+        out = call()
+        return time.perf_counter() - t0, out
+
+    progress(f"{label}: first call")
+    first, out = timed()
+    progress(f"{label}: first call {first:.1f} s; {args.warmup} warm-up call(s)")
+    for _ in range(args.warmup):
+        call()
+    rss = peak_rss_bytes()
+    times = []
+    for i in range(args.repeats):
+        dt, _ = timed()
+        times.append(dt)
+        extra = f"; {after_each()}" if after_each else ""
+        progress(f"{label}: call {i + 1}/{args.repeats} {dt:.3f} s ({args.batch / dt:.3f} tiles/s){extra}")
+    return out, first, times, rss
+
+
 def make_matmul(n):
     """A graph-mode (n, n) x (n, n) fp32 MatMul; returns a function that times one call in seconds."""
     import numpy as np
@@ -102,27 +126,20 @@ def worker_forward(args):
     x = ms.Tensor(np.random.default_rng(0).uniform(0, 255, (bs, 3, cfg.patch_size, cfg.patch_size)).astype(np.float32))
 
     def call():
-        t0 = time.perf_counter()
-        y = net(x).asnumpy()  # asnumpy waits for the result
-        return time.perf_counter() - t0, y
+        return net(x).asnumpy()  # asnumpy waits for the result
 
-    progress(f"batch {bs}: first call (compiles the graph)")
-    first, y = call()
+    matmul, flop, peaks = None, 2.0 * args.matmul_size ** 3, []
+
+    def measure_peak():
+        nonlocal matmul
+        if matmul is None:  # built after the warm-up, so that the forward's peak RSS is read without it
+            matmul = make_matmul(args.matmul_size)
+        peaks.append(flop / min(matmul() for _ in range(3)) / 1e9)
+        return f"matmul {peaks[-1]:.1f} GFLOP/s"
+
+    y, first, times, rss = time_calls(call, args, f"batch {bs}", after_each=measure_peak)
     if not np.isfinite(y).all():
         raise RuntimeError("non-finite output")
-    progress(f"batch {bs}: first call {first:.1f} s; {args.warmup} warm-up call(s)")
-    for _ in range(args.warmup):
-        call()
-    rss = peak_rss_bytes()
-    matmul = make_matmul(args.matmul_size)
-    flop = 2.0 * args.matmul_size ** 3
-    times, peaks = [], []
-    for i in range(args.repeats):
-        dt, _ = call()
-        times.append(dt)
-        peaks.append(flop / min(matmul() for _ in range(3)) / 1e9)
-        progress(f"batch {bs}: call {i + 1}/{args.repeats} {dt:.3f} s ({bs / dt:.3f} tiles/s); "
-                 f"matmul {peaks[-1]:.1f} GFLOP/s")
     steady = _median(times)
     tiles = bs / steady
     peak = max(peaks)
@@ -149,22 +166,14 @@ def worker_torch(args):
         raise ValueError("the PyTorch reference has as many decoder layers as encoder layers")
     net = torch_ipt.IPT([2], cfg.num_encoder_layers, n_feats=cfg.n_feats, num_heads=cfg.num_heads).eval()
     bs = args.batch
-    x = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (bs, 3, 48, 48)).astype(np.float32))
+    x = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (bs, 3, cfg.patch_size, cfg.patch_size))
+                         .astype(np.float32))
 
     def call():
-        t0 = time.perf_counter()
         with torch.no_grad():
             net(x, 0)
-        return time.perf_counter() - t0
 
-    progress(f"PyTorch {torch.__version__} batch {bs}: first call")
-    first = call()
-    for _ in range(args.warmup):
-        call()
-    times = []
-    for i in range(args.repeats):
-        times.append(call())
-        progress(f"PyTorch batch {bs}: call {i + 1}/{args.repeats} {times[-1]:.3f} s ({bs / times[-1]:.3f} tiles/s)")
+    _, first, times, _ = time_calls(call, args, f"PyTorch {torch.__version__} batch {bs}")
     steady = _median(times)
     return {"batch": bs, "torch_version": torch.__version__, "threads": torch.get_num_threads(), "first_call_s": first,
             "steady_s": steady, "times_s": times, "tiles_per_s": bs / steady,
