@@ -52,3 +52,67 @@ def test_tiny_run_with_torch_reference(tmp_path):
 def test_bad_arguments_exit_non_zero():
     proc = subprocess.run([sys.executable, str(SCRIPT), "--rounds", "0"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0 and "--rounds" in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------- op_profile.py
+
+PROFILE = ROOT / "benchmarks" / "op_profile.py"
+
+
+def _op_profile_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("op_profile", PROFILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_macs_by_kind_adds_up_and_splits_the_body():
+    cfg = IPTConfig()
+    kinds = cfg.macs_by_kind(2)
+    assert sum(kinds.values()) == cfg.macs_per_tile(2)
+    # 36 attentions (12 encoder, 2 x 12 decoder) of 2 x 256 x 256 x 576 multiply-adds each
+    assert kinds["attention"] == 36 * 2 * 256 * 256 * 576
+    assert kinds["linear"] > 10 * kinds["conv"]
+
+
+def test_op_profile_arithmetic():
+    """Hand-made profile totals (two calls): per-call times, rates and the target budget follow the definitions."""
+    op_profile = _op_profile_module()
+    macs = {"linear": 4e9, "attention": 1e9, "conv": 0.5e9}  # per tile; batch 2 -> 2 x 2 x macs FLOP per call
+    totals = {"MatMul": 2 * 160.0, "BatchMatMul": 2 * 50.0, "Conv2D": 2 * 25.0, "LayerNorm": 2 * 15.0}
+    r = op_profile.analyse(totals, calls=2, batch=2, macs_by_kind=macs, target=0.9)
+    ops = {o["op_type"]: o for o in r["ops"]}
+    assert r["sum_ms_per_call"] == pytest.approx(250.0)
+    assert r["matmul_gflops"] == pytest.approx(16e9 / 0.160 / 1e9)  # 100 GFLOP/s
+    assert ops["BatchMatMul"]["gflops"] == pytest.approx(4e9 / 0.050 / 1e9)
+    assert ops["LayerNorm"]["share"] == pytest.approx(15 / 250) and "gflops" not in ops["LayerNorm"]
+    assert r["fraction_at_op_sum"] == pytest.approx(22.0 / 0.250 / 100)
+    assert r["fraction_arithmetic_only"] == pytest.approx(22.0 / 0.235 / 100)
+    # 22 GFLOP at 90 GFLOP/s take 244.4 ms, of which the arithmetic ops take 235
+    assert r["rest_budget_ms_per_call"] == pytest.approx(22.0 / 90.0 * 1e3 - 235.0)
+    assert r["rest_ms_per_call"] == pytest.approx(15.0)
+    with pytest.raises(RuntimeError, match="Conv2D"):
+        op_profile.analyse({"MatMul": 1.0, "BatchMatMul": 1.0}, 1, 1, macs, 0.9)
+
+
+def test_op_profile_tiny_run(tmp_path):
+    """A real profiled run of the tiny graph: the op table holds the model's kernels and adds up."""
+    out = tmp_path / "profile.json"
+    proc = subprocess.run([sys.executable, str(PROFILE), "--tiny", "--batch", "1", "--calls", "1",
+                           "--matmul_size", "256", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    ops = {o["op_type"]: o for o in data["ops"]}
+    assert {"MatMul", "BatchMatMul", "Conv2D", "LayerNorm", "Softmax"} <= set(ops)
+    assert sum(o["share"] for o in data["ops"]) == pytest.approx(1.0)
+    assert data["sum_ms_per_call"] == pytest.approx(sum(o["ms_per_call"] for o in data["ops"]))
+    assert data["config"]["n_feats"] == 4 and data["matmul_peak_gflops"] > 0
+    assert "of the MatMul rate" in proc.stdout
+
+
+def test_op_profile_bad_arguments():
+    proc = subprocess.run([sys.executable, str(PROFILE), "--target", "1.5"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and "--target" in proc.stderr

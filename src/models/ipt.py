@@ -59,21 +59,29 @@ class IPTConfig:
     def hidden_dim(self):
         return self.ffn_dim or 4 * self.token_dim
 
+    def macs_by_kind(self, scale):
+        """Multiply-adds of one patch_size^2 tile with a tail of ``scale``, by the kind of op that does them:
+        ``conv`` (head and tail), ``linear`` (the body's projections, FFNs and MLP head: MatMul) and ``attention``
+        (attention scores and mixing: batched matmuls)."""
+        s2, n, tokens, d, f = self.patch_size ** 2, self.n_feats, self.num_tokens, self.token_dim, self.hidden_dim
+        conv = s2 * 3 * n * 9 + 4 * s2 * n * n * 25                     # head: conv3x3, two ResBlocks of 5x5
+        side = self.patch_size
+        for r in UPSAMPLE_STAGES[scale]:                                  # tail: upsampler stages, conv3x3 -> 3
+            conv += side * side * n * r * r * n * 9
+            side *= r
+        conv += side * side * n * 3 * 9
+        core = 2 * tokens * tokens * d                                    # scores and mixing of one attention
+        ffn = 2 * tokens * d * f
+        encoder = tokens * d * 3 * d + tokens * d * d + ffn               # in_proj q|k|v, out_proj, FFN
+        decoder = tokens * d * 6 * d + 2 * tokens * d * d + ffn           # two attentions' in/out projections, FFN
+        linear = (tokens * d * d + self.num_encoder_layers * encoder + self.num_decoder_layers * decoder
+                  + ffn)                                                  # linear encoding ... MLP head
+        attention = (self.num_encoder_layers + 2 * self.num_decoder_layers) * core
+        return {"conv": conv, "linear": linear, "attention": attention}
+
     def macs_per_tile(self, scale):
         """Multiply-adds of one patch_size^2 tile through head, body and a tail of ``scale`` (convs, matmuls)."""
-        s2, n, tokens, d, f = self.patch_size ** 2, self.n_feats, self.num_tokens, self.token_dim, self.hidden_dim
-        head = s2 * 3 * n * 9 + 4 * s2 * n * n * 25
-        attention_core = 2 * tokens * tokens * d                      # scores and mixing
-        ffn = 2 * tokens * d * f
-        encoder = tokens * d * 3 * d + attention_core + tokens * d * d + ffn
-        decoder = tokens * d * 6 * d + 2 * attention_core + 2 * tokens * d * d + ffn
-        body = tokens * d * d + self.num_encoder_layers * encoder + self.num_decoder_layers * decoder + ffn
-        tail, side = 0, self.patch_size
-        for r in UPSAMPLE_STAGES[scale]:
-            tail += side * side * n * r * r * n * 9
-            side *= r
-        tail += side * side * n * 3 * 9
-        return head + body + tail
+        return sum(self.macs_by_kind(scale).values())
 
     def to_dict(self):
         d = asdict(self)
