@@ -1,4 +1,6 @@
 """Shared test setup: MindSpore in graph mode on CPU, tiny model configurations."""
+import importlib.util
+
 import mindspore as ms
 import pytest
 
@@ -16,3 +18,11 @@ def tiny_config():
     def make(tasks=("sr_x2",), **changes):
         return IPTConfig(tasks=tuple(tasks), **{**TINY, **changes})
     return make
+
+
+def load_script(path):
+    """Import a script that is not in a package (scripts/, benchmarks/) as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

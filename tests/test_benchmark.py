@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
 from src.models.ipt import IPTConfig
 
 ROOT = Path(__file__).parent.parent
@@ -59,15 +60,6 @@ def test_bad_arguments_exit_non_zero():
 PROFILE = ROOT / "benchmarks" / "op_profile.py"
 
 
-def _op_profile_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("op_profile", PROFILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_macs_by_kind_adds_up_and_splits_the_body():
     cfg = IPTConfig()
     kinds = cfg.macs_by_kind(2)
@@ -79,7 +71,7 @@ def test_macs_by_kind_adds_up_and_splits_the_body():
 
 def test_op_profile_arithmetic():
     """Hand-made profile totals (two calls): per-call times, rates and the target budget follow the definitions."""
-    op_profile = _op_profile_module()
+    op_profile = load_script(PROFILE)
     macs = {"linear": 4e9, "attention": 1e9, "conv": 0.5e9}  # per tile; batch 2 -> 2 x 2 x macs FLOP per call
     totals = {"MatMul": 2 * 160.0, "BatchMatMul": 2 * 50.0, "Conv2D": 2 * 25.0, "LayerNorm": 2 * 15.0}
     r = op_profile.analyse(totals, calls=2, batch=2, macs_by_kind=macs, target=0.9)

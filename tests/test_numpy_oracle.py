@@ -3,12 +3,12 @@
 The fixtures' ``output_<t>`` were computed by torch (scripts/make_torch_fixtures.py); matching them proves the oracle
 follows torch's conventions, so other tests can trust it. If torch is importable, freshly built models are checked too.
 """
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_script
 from numpy_ipt import RGB_MEAN, ipt_forward
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -72,10 +72,7 @@ def test_fixtures_detect_convention_errors(name, change):
 
 def builder():
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location("make_torch_fixtures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_fresh_torch_model_matches_oracle():
