@@ -5,6 +5,7 @@ by every entry script with no flags) with ``step`` and the data-stream settings 
 ``X.ckpt`` it writes ``X.opt.ckpt``, the optimizer state (Adam moments and powers, loss scale) for resuming exactly.
 """
 import csv
+import hashlib
 import math
 import os
 import sys
@@ -228,7 +229,7 @@ class Trainer:
         history = LossHistory(output_dir / "loss.csv", self.step, output_dir / "val.csv")
         bar = ProgressBar(steps, sys.stdout) if sys.stdout.isatty() and writer else None
         compiled, run_time, run_steps = set(), 0.0, 0
-        first_step = self.step
+        first_step, data_digest = self.step, hashlib.sha1()
         tic = time.perf_counter()
         for lr, hr, skipped in batches:
             if self.step >= steps:
@@ -238,6 +239,7 @@ class Trainer:
             self.optimizer.learning_rate.set_data(Tensor(rate, ms.float32))
             total, l1, con = (float(v) for v in self.train_step(task)(lr, hr).asnumpy())
             self.step += 1
+            data_digest.update(lr.asnumpy().tobytes())
             if unusable is not None:
                 unusable.add(skipped.asnumpy())
             if not math.isfinite(total):
@@ -257,8 +259,9 @@ class Trainer:
                 bar.update(self.step, f"{task} L1 {l1:.3f}")
             if self.step % log_every == 0 or self.step == steps:
                 per_step = run_time / run_steps if run_steps else float("nan")
-                self._log(bar, "step %d/%d task %s L1 %.4f contrastive %.4f lr %.3g %.1f samples/s ETA %s%s",
-                          self.step, steps, task, l1, con, rate, samples_per_step / per_step,
+                self._log(bar, "step %d/%d task %s L1 %.4f contrastive %.4f lr %.3g %s samples/s ETA %s%s",
+                          self.step, steps, task, l1, con, rate, f"{samples_per_step / per_step:.1f}" if run_steps
+                          else "?",
                           format_eta((steps - self.step) * per_step),
                           f" ({unusable.count} unusable file(s) skipped)" if unusable and unusable.count else "")
             if writer and validate and val_every and (self.step % val_every == 0 or self.step == steps):
@@ -274,6 +277,9 @@ class Trainer:
             self._save(output_dir / f"ipt_{self.name}_last.ckpt", extra, history, None)
         log.info("trained steps %d..%d%s", first_step, steps,
                  f"; {unusable.count} unusable image file(s) skipped" if unusable and unusable.count else "")
+        # data-parallel replicas must end equal; their inputs must differ
+        log.info("rank %d of %d: parameters sha1 %s, inputs sha1 %s", self.rank, self.world_size,
+                 parameters_digest(self.ipt), data_digest.hexdigest())
 
     def _validate(self, validate, history, bar):
         results = validate(self.step)
@@ -292,6 +298,15 @@ class Trainer:
         if bar:
             bar.clear()
         log.info(*args)
+
+
+def parameters_digest(net):
+    """SHA-1 of ``net``'s parameter values (float32 bytes, in name order)."""
+    digest = hashlib.sha1()
+    for p in sorted(net.get_parameters(), key=lambda q: q.name):
+        digest.update(p.name.encode())
+        digest.update(np.ascontiguousarray(p.asnumpy(), np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def format_eta(seconds):
