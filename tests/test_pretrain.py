@@ -1,6 +1,9 @@
 """Pre-training on six tasks: the contrastive loss, the procedural rain, the multi-task data stream, skipped files,
 and train.py with configs/pretrain_tiny.yaml end to end (real photos, real MindSpore graphs, real processes)."""
 import csv
+import os
+import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +233,37 @@ def test_eval_restores_images_with_the_six_task_checkpoint(pretrained, tmp_path)
     assert proc.returncode == 0, proc.stderr
     restored = cv2.imread(str(tmp_path / "out" / "coffee.png"))
     assert restored is not None and restored.shape == (48, 48, 3)
+
+
+def test_sigkill_then_resume_ends_where_an_uninterrupted_run_does(pretrained, image_tree, tmp_path):
+    """A real training process, checkpointing every step, is killed with SIGKILL just after its step-2
+    checkpoint (mid-step or mid-save); every checkpoint left is whole, and --resume auto from them reaches the
+    uninterrupted run's parameters exactly."""
+    args = [sys.executable, "train.py", "--config", str(TINY_CONFIG), "--data.train_dir", str(image_tree),
+            "--steps", "4", "--output_dir", str(tmp_path), "--save_every", "1"]
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "ipt_pretrain_step2.ckpt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "training ended before the kill"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    left = sorted(tmp_path.glob("ipt_*.ckpt"))
+    assert not (tmp_path / "ipt_pretrain_last.ckpt").exists()
+    for path in left:
+        if path.name.endswith(".opt.ckpt"):
+            continue
+        assert path.with_suffix(".opt.ckpt").is_file()
+        assert read_weights(path).extra["step"] == int(path.stem.rsplit("step", 1)[1])  # whole and readable
+    assert subprocess.run(args + ["--resume", "auto"], cwd=ROOT, capture_output=True, env=env,
+                          timeout=600).returncode == 0
+    resumed, straight = read_weights(tmp_path / "ipt_pretrain_last.ckpt"), read_weights(pretrained /
+                                                                                        "ipt_pretrain_last.ckpt")
+    assert resumed.extra == straight.extra
+    for name, value in straight.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+    assert [r["step"] for r in read_rows(tmp_path / "loss.csv")] == ["1", "2", "3", "4"]
