@@ -267,3 +267,42 @@ def test_sigkill_then_resume_ends_where_an_uninterrupted_run_does(pretrained, im
     for name, value in straight.params.items():
         np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
     assert [r["step"] for r in read_rows(tmp_path / "loss.csv")] == ["1", "2", "3", "4"]
+
+
+# --- bad input: one line on stderr, exit status 2 ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, pretrained):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "notes").mkdir()
+    (d / "notes" / "readme.txt").write_text("no images here")
+    (d / "corrupt" / "sub").mkdir(parents=True)
+    (d / "corrupt" / "a.png").write_bytes(b"\x89PNG truncated")
+    (d / "corrupt" / "sub" / "b.JPEG").write_bytes(b"")
+    write_rgb(d / "good" / "coffee.png", skdata.coffee()[:120, :120])
+    return d
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data.train_dir", "{d}/notes"], "{d}/notes: no image files in this folder or its sub-folders"),
+    (["--data.train_dir", "{d}/corrupt"], "none of the 2 training image(s) can be used (unreadable or too small); "
+                                          "the first: {d}/corrupt/a.png: cannot decode image"),
+    (["--data.train_dir", "{d}/good", "--optim.lr", "-1e-4"], "optim.lr is -0.0001; it must be positive"),
+    (["--data.train_dir", "{d}/good", "--tasks", "[sr_x2, sr_x8]"], "unknown task 'sr_x8'; valid tasks: sr_x2"),
+    (["--data.train_dir", "{d}/good", "--mode", "pre-train"], "mode is 'pre-train'; expected one of finetune, "
+                                                             "pretrain"),
+    (["--data.train_dir", "{d}/good", "--loss.contrastive_weight", "-0.1"], "loss.contrastive_weight is -0.1"),
+    (["--data.train_dir", "{d}/good", "--loss.contrastive_groups", "3"],
+     "loss.contrastive_groups 3 does not divide the batch of 4 per worker"),
+    (["--data.train_dir", "{d}/good", "--resume", "{p}/ipt_pretrain_step2.ckpt", "--model.n_feats", "8"],
+     "{p}/ipt_pretrain_step2.ckpt is a checkpoint of another architecture (model.n_feats 4 in the checkpoint, 8 "
+     "in this run)"),
+])
+def test_bad_pretraining_input_is_one_line(bad_inputs, pretrained, args, message):
+    args = [a.format(d=bad_inputs, p=pretrained) for a in args]
+    proc = subprocess.run([sys.executable, "train.py", "--config", str(TINY_CONFIG), *args, "--output_dir",
+                           str(bad_inputs / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("[WARNING]")
+             and " INFO " not in ln and " WARNING " not in ln]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and message.format(d=bad_inputs, p=pretrained) in lines[0], lines[0]
