@@ -39,6 +39,9 @@ def test_tiny_run_writes_consistent_results(tmp_path):
     assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / row["matmul_peak_gflops"])
     assert "speed_vs_torch" not in row
     assert data["config"]["n_feats"] == 4 and "tiny test sizes" in proc.stdout
+    machine = data["machine"]  # the CPU and the oneDNN kernels the table came from
+    assert machine["cpu_model"] and machine["onednn_isa"] and machine["conv_impl"]
+    assert f"runs {machine['conv_impl']}" in proc.stdout and "ISA flags:" in proc.stdout
 
 
 def test_tiny_run_with_torch_reference(tmp_path):
