@@ -23,6 +23,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The environment as the user gave it: importing MindSpore sets OMP_NUM_THREADS=1 (and more) in os.environ, which
+# would leak into the worker processes and run the PyTorch reference on one thread.
+USER_ENV = dict(os.environ)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
@@ -152,7 +155,7 @@ def worker_forward(args):
 
 def worker_torch(args):
     """The same network in PyTorch, written like the official code (``scripts/make_torch_fixtures.py`` modules:
-    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, torch's default CPU threads: the reference."""
+    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, on all the cores the process may use: the reference."""
     import importlib.util
     import numpy as np
     import torch
@@ -160,6 +163,9 @@ def worker_torch(args):
     spec = importlib.util.spec_from_file_location("torch_ipt", os.path.join(ROOT, "scripts", "make_torch_fixtures.py"))
     torch_ipt = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(torch_ipt)
+    # every core the process may use, as torch does by default; not OMP_NUM_THREADS=1, which importing MindSpore
+    # sets (in this process through src.models, and in any process started from one that imported it)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
     cfg = model_config(args.tiny)
     if cfg.num_encoder_layers != cfg.num_decoder_layers:
@@ -199,7 +205,7 @@ def run_worker(args, batch, kind="mindspore"):
     fd, out_path = tempfile.mkstemp(prefix="ipt_bench_", suffix=".json")
     os.close(fd)
     try:
-        proc = subprocess.run(cmd + ["--_result", out_path], cwd=ROOT)
+        proc = subprocess.run(cmd + ["--_result", out_path], cwd=ROOT, env=USER_ENV)
         if proc.returncode != 0:
             raise RuntimeError(f"{kind} benchmark worker for batch {batch} failed with exit status {proc.returncode}")
         with open(out_path) as f:
@@ -215,7 +221,7 @@ def describe_machine(args):
 
     model, flags = cpu_description()
     proc = subprocess.run([sys.executable, "-m", "src.runtime", "--onednn_isa", args.onednn_isa], cwd=ROOT,
-                          capture_output=True, text=True)
+                          env=USER_ENV, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"the oneDNN probe failed: {proc.stderr.strip().splitlines()[-1:]}")
     kernels = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,5 +1,6 @@
 """The forward benchmark's arithmetic, and one real run of it at the tiny test sizes (not a timing test)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,8 @@ def test_tiny_run_with_torch_reference(tmp_path):
     (row,) = data["results"]
     torch_row = row["rounds"][0]["torch"]
     assert torch_row["tiles_per_s"] > 0
+    # the reference runs on every core (MindSpore's import sets OMP_NUM_THREADS=1; it must not leak into it)
+    assert torch_row["threads"] == len(os.sched_getaffinity(0))
     assert row["speed_vs_torch"] == pytest.approx(row["tiles_per_s"] / torch_row["tiles_per_s"])
 
 
