@@ -49,7 +49,7 @@ def main(argv=None):
         raise ConfigError("--ckpt_path is required")
     if cfg.task:
         get_task(cfg.task)  # fail fast, before loading anything
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype)
+    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa)
     ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype)
     task = pick_task(cfg.task, weights.config.tasks, cfg.ckpt_path)
     file_name = cfg.file_name or f"ipt_{task}_b{cfg.batch_size}"

@@ -142,7 +142,7 @@ def main(argv=None):
                           "too)")
     images = list_images(cfg.data.train_dir, recursive=True)
     val_images = list_images(cfg.data.val_dir, recursive=True)[:cfg.data.val_images] if cfg.data.val_dir else []
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, distributed_device_id())
+    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa, distributed_device_id())
     rank, world = init_data_parallel()
     batch = cfg.data.batch_size
     if batch % world:

@@ -64,7 +64,7 @@ def worker_mindspore(args):
     from src.runtime import setup
     from src.training import Trainer
 
-    setup(args.device_target, "float32")
+    setup(args.device_target, "float32", args.onednn_isa)
     ms.set_seed(0)
     cfg = model_config(args.step, args.tiny)
     optim = Config(lr=LR, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, clip_grad_norm=0.0, milestones=[],
@@ -91,6 +91,7 @@ def worker_torch(args):
     import torch
 
     torch_ipt = _load("torch_ipt", "scripts/make_torch_fixtures.py")
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # not the OMP_NUM_THREADS=1 that importing MindSpore sets
     torch.manual_seed(0)
     cfg = model_config(args.step, args.tiny)
     scales = [int(t.replace("sr_x", "")) if t.startswith("sr_") else 1 for t in cfg.tasks]
@@ -117,9 +118,9 @@ def run_worker(args, step, kind):
     os.close(fd)
     cmd = [sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_step", step, "--batch", str(args.batch),
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--device_target", args.device_target,
-           "--_result", out_path] + (["--tiny"] if args.tiny else [])
+           "--onednn_isa", args.onednn_isa, "--_result", out_path] + (["--tiny"] if args.tiny else [])
     try:
-        proc = subprocess.run(cmd, cwd=ROOT)
+        proc = subprocess.run(cmd, cwd=ROOT, env=forward_benchmark.USER_ENV)
         if proc.returncode != 0:
             raise RuntimeError(f"{kind} {step} worker failed with exit status {proc.returncode}")
         with open(out_path) as f:
@@ -152,6 +153,7 @@ def parse_args(argv=None):
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny sizes instead of the official ones")
     p.add_argument("--reference", choices=("auto", "torch", "none"), default="auto",
                    help="also time the PyTorch step (auto: when torch is installed)")
+    p.add_argument("--onednn_isa", default="auto", help="CPU: src.runtime.setup's oneDNN ISA setting")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
     p.add_argument("--_worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--_step", choices=STEPS, help=argparse.SUPPRESS)
@@ -172,6 +174,7 @@ def main(argv=None):
     if args.reference == "torch" and not forward_benchmark.torch_available():
         raise SystemExit("--reference torch: PyTorch is not installed in this environment")
     with_torch = args.reference == "torch" or (args.reference == "auto" and forward_benchmark.torch_available())
+    machine = forward_benchmark.describe_machine(args) if args.device_target == "CPU" else {}
     rows = []
     for step in args.steps:
         row = {"step": step, "mindspore": run_worker(args, step, "mindspore")}
@@ -182,10 +185,11 @@ def main(argv=None):
             progress(f"{step}: PyTorch {row['torch']['samples_per_s']:.3f} samples/s")
         rows.append(row)
     print(format_table(rows, args.batch, args.tiny))
+    print("\n".join(forward_benchmark.format_machine(machine)))
     if args.json:
         forward_benchmark.write_json_atomic(args.json, {
             "batch": args.batch, "tiny": args.tiny, "device_target": args.device_target, "lr": LR,
-            "contrastive_weight": CONTRASTIVE_WEIGHT, "warmup": args.warmup, "repeats": args.repeats, "rows": rows,
+            "contrastive_weight": CONTRASTIVE_WEIGHT, "warmup": args.warmup, "repeats": args.repeats, "rows": rows, "machine": machine,
             "host": platform.node(), "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
         progress(f"wrote {args.json}")
     return 0
