@@ -306,3 +306,31 @@ def test_bad_pretraining_input_is_one_line(bad_inputs, pretrained, args, message
              and " INFO " not in ln and " WARNING " not in ln]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and message.format(d=bad_inputs, p=pretrained) in lines[0], lines[0]
+
+
+def test_validation_psnr_per_task(image_tree, tmp_path):
+    """--data.val_dir: PSNR-Y of every task on held-out crops, logged, in val.csv and val.png; the same inputs
+    every time (a fixed seed), so an unchanged model scores the same."""
+    pytest.importorskip("src.metrics")  # psnr_y comes with the tiler branch
+    from src.validation import Validator
+
+    val = tmp_path / "val"
+    write_rgb(val / "cat.png", skdata.chelsea())
+    write_rgb(val / "rocket.png", skdata.rocket())
+    out = tmp_path / "out"
+    assert train_main(["--config", str(TINY_CONFIG), "--data.train_dir", str(image_tree), "--steps", "2",
+                       "--output_dir", str(out), "--data.val_dir", str(val), "--val_every", "1",
+                       "--tasks", "[sr_x2, derain]"]) == 0
+    rows = read_rows(out / "val.csv")
+    assert [(r["step"], r["task"]) for r in rows] == [("1", "sr_x2"), ("1", "derain"), ("2", "sr_x2"),
+                                                      ("2", "derain")]
+    assert all(0 < float(r["psnr_y"]) < 60 and 0 < float(r["input_psnr_y"]) < 60 for r in rows)
+    assert cv2.imread(str(out / "val.png")) is not None
+    weights = read_weights(out / "ipt_pretrain_last.ckpt")
+    from src.checkpoint.loader import build_model
+    ipt = build_model(weights)
+    validator = Validator(ipt, ("sr_x2", "derain"), sorted(val.iterdir()), 48, seed=0)
+    again = validator()
+    for r in rows[2:]:
+        assert again[r["task"]][0] == pytest.approx(float(r["psnr_y"]), abs=1e-3)
+        assert again[r["task"]][1] == pytest.approx(float(r["input_psnr_y"]), abs=1e-3)
