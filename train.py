@@ -24,7 +24,7 @@ from src.data.image_io import list_images
 from src.data.train_dataset import TrainPairs, UnusableFiles, batches
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
-from src.runtime import distributed_device_id, init_data_parallel, log, setup
+from src.runtime import distributed_device_id, init_data_parallel, launched_world_size, log, setup
 from src.tasks import OFFICIAL_PRETRAIN_ORDER, get_task, pick_task
 from src.training import Trainer, opt_state_path
 
@@ -142,12 +142,13 @@ def main(argv=None):
                           "too)")
     images = list_images(cfg.data.train_dir, recursive=True)
     val_images = list_images(cfg.data.val_dir, recursive=True)[:cfg.data.val_images] if cfg.data.val_dir else []
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa, distributed_device_id())
-    rank, world = init_data_parallel()
     batch = cfg.data.batch_size
-    if batch % world:
+    world = launched_world_size()
+    if batch % world:  # before the cluster forms, so that every worker stops at once
         raise ConfigError(f"data.batch_size {batch} is the global batch; it must be divisible by the {world} "
                           f"workers")
+    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa, distributed_device_id())
+    rank, world = init_data_parallel()
     local_batch = batch // world
     if local_batch % cfg.loss.contrastive_groups:
         raise ConfigError(f"loss.contrastive_groups {cfg.loss.contrastive_groups} does not divide the batch of "

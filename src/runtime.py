@@ -105,6 +105,15 @@ def launched_distributed():
     return None
 
 
+def launched_world_size():
+    """The number of data-parallel processes the launcher started (MS_WORKER_NUM under msrun, RANK_SIZE with a rank
+    table, 1 standalone), known before communication is initialised."""
+    how = launched_distributed()
+    if how is None:
+        return 1
+    return int(os.environ.get("MS_WORKER_NUM" if how == "msrun" else "RANK_SIZE", "1") or 1)
+
+
 def distributed_device_id():
     """The device a rank-table process must use (its DEVICE_ID); None otherwise (msrun negotiates it)."""
     if launched_distributed() == "rank_table":

@@ -421,6 +421,8 @@ def plot_curve(steps, values, title, height=400, width=720):
         cv2.putText(img, f"{s:.0f}", (x - 12, height - bottom + 18), font, 0.4, ink, 1, cv2.LINE_AA)
     cv2.rectangle(img, (left, top), (width - right, height - bottom), ink, 1)
     cv2.polylines(img, [xy(steps, values)], False, (160, 190, 230), 1, cv2.LINE_AA)
+    if len(values) == 1:
+        cv2.circle(img, tuple(int(v) for v in xy(steps, values)[0]), 4, (20, 60, 160), -1, cv2.LINE_AA)
     k = max(1, len(values) // 50)
     smooth = np.convolve(values, np.ones(k) / k, mode="valid")
     cv2.polylines(img, [xy(steps[k - 1:], smooth)], False, (20, 60, 160), 2, cv2.LINE_AA)
