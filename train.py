@@ -67,6 +67,14 @@ def check_numbers(cfg):
         raise ConfigError(f"tasks names a task twice: {cfg.tasks}")
 
 
+def resolve_compute_dtype(value, device_target):
+    """``auto``: float16 with dynamic loss scaling on Ascend and GPU (the official pre-training), float32 on CPU;
+    other values as given."""
+    if value == "auto":
+        return "float32" if device_target == "CPU" else "float16"
+    return value
+
+
 def latest_checkpoint(output_dir):
     """The train.py checkpoint of the highest step in ``output_dir`` whose optimizer state is beside it (a run
     killed while saving leaves the previous pair complete), or None."""
@@ -147,7 +155,8 @@ def main(argv=None):
     if batch % world:  # before the cluster forms, so that every worker stops at once
         raise ConfigError(f"data.batch_size {batch} is the global batch; it must be divisible by the {world} "
                           f"workers")
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa, distributed_device_id())
+    compute_dtype = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, cfg.device_target),
+                          cfg.onednn_isa, distributed_device_id())
     rank, world = init_data_parallel()
     local_batch = batch // world
     if local_batch % cfg.loss.contrastive_groups:

@@ -289,8 +289,8 @@ class Trainer:
                   ", ".join(f"{t} PSNR-Y {p:.2f} dB (input {b:.2f})" for t, (p, b) in results.items()))
 
     def _save(self, path, extra, history, bar):
+        history.write(self.name)  # first: a checkpoint of step N implies metrics up to N (a resume keeps rows <= N)
         self.save(path, extra)
-        history.write(self.name)
         self._log(bar, "saved %s", path)
 
     @staticmethod

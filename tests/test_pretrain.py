@@ -334,3 +334,10 @@ def test_validation_psnr_per_task(image_tree, tmp_path):
     for r in rows[2:]:
         assert again[r["task"]][0] == pytest.approx(float(r["psnr_y"]), abs=1e-3)
         assert again[r["task"]][1] == pytest.approx(float(r["input_psnr_y"]), abs=1e-3)
+
+
+def test_compute_dtype_auto_is_fp16_on_accelerators_only():
+    from train import resolve_compute_dtype
+
+    assert [resolve_compute_dtype("auto", d) for d in ("CPU", "GPU", "Ascend")] == ["float32", "float16", "float16"]
+    assert resolve_compute_dtype("float32", "Ascend") == "float32"
