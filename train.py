@@ -25,7 +25,7 @@ from src.data.train_dataset import TrainPairs, UnusableFiles, batches
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
 from src.runtime import distributed_device_id, init_data_parallel, launched_world_size, log, setup
-from src.tasks import OFFICIAL_PRETRAIN_ORDER, get_task, pick_task
+from src.tasks import get_task, pick_task
 from src.training import Trainer, opt_state_path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "train.yaml"
@@ -39,7 +39,8 @@ def check_numbers(cfg):
                 "data.batch_size": (cfg.data.batch_size, 1), "data.num_workers": (cfg.data.num_workers, 1),
                 "data.lr_patch_size": (cfg.data.lr_patch_size, 1), "optim.weight_decay": (cfg.optim.weight_decay, 0),
                 "optim.clip_grad_norm": (cfg.optim.clip_grad_norm, 0),
-                "loss.contrastive_groups": (cfg.loss.contrastive_groups, 1), "data.val_images": (cfg.data.val_images, 1)}
+                "loss.contrastive_groups": (cfg.loss.contrastive_groups, 1),
+                "data.val_images": (cfg.data.val_images, 1)}
     for key, (value, low) in at_least.items():
         if value < low:
             raise ConfigError(f"{key} is {value}; it must be at least {low}")

@@ -189,7 +189,8 @@ def main(argv=None):
     if args.json:
         forward_benchmark.write_json_atomic(args.json, {
             "batch": args.batch, "tiny": args.tiny, "device_target": args.device_target, "lr": LR,
-            "contrastive_weight": CONTRASTIVE_WEIGHT, "warmup": args.warmup, "repeats": args.repeats, "rows": rows, "machine": machine,
+            "contrastive_weight": CONTRASTIVE_WEIGHT, "warmup": args.warmup, "repeats": args.repeats, "rows": rows,
+            "machine": machine,
             "host": platform.node(), "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
         progress(f"wrote {args.json}")
     return 0

@@ -119,7 +119,8 @@ def main(argv=None):
                               *common, *val, "--steps", args.steps, "--output_dir", out / "finetune")
     times["scratch"] = train(args, "--task", "sr_x2", *TINY, *common, *val, "--steps", args.steps,
                              "--output_dir", out / "scratch")
-    runs = {"fine-tuned from 6-task pre-training": val_rows(out / "finetune"), "from scratch": val_rows(out / "scratch")}
+    runs = {"fine-tuned from 6-task pre-training": val_rows(out / "finetune"),
+            "from scratch": val_rows(out / "scratch")}
     bicubic = runs["from scratch"][0][2]
     summary = {"train_photos": TRAIN_PHOTOS, "test_photos": TEST_PHOTOS, "test_tiles": tiles,
                "pretrain_steps": args.pretrain_steps, "steps": args.steps, "lr": args.lr, "batch": args.batch,

@@ -226,7 +226,8 @@ def test_fine_tune_one_task_of_our_six_task_checkpoint(pretrained, image_tree, t
 
 
 def test_eval_restores_images_with_the_six_task_checkpoint(pretrained, tmp_path):
-    photo = write_rgb(tmp_path / "in" / "coffee.png", skdata.coffee()[100:148, 200:248])  # one tile: main has no tiler yet
+    # one 48x48 tile: main has no tiler yet
+    photo = write_rgb(tmp_path / "in" / "coffee.png", skdata.coffee()[100:148, 200:248])
     proc = subprocess.run([sys.executable, "eval.py", "--ckpt_path", str(pretrained / "ipt_pretrain_last.ckpt"),
                            "--task", "denoise_50", "--input", str(photo), "--output", str(tmp_path / "out")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
