@@ -2,7 +2,8 @@
 
 A ``Trainer`` fine-tunes one task of an IPT with L1 and Adam, or pre-trains several with L1 + contrastive. Its
 checkpoints are ours (``save_checkpoint``, loadable by every entry script with no flags) with ``step`` and the
-data-stream settings as extra scalars; beside each ``X.ckpt`` it writes ``X.opt.ckpt``, the optimizer state (Adam moments and powers, loss scale) for resuming exactly.
+data-stream settings as extra scalars; beside each ``X.ckpt`` it writes ``X.opt.ckpt``, the optimizer state (Adam
+moments and powers, loss scale) for resuming exactly.
 """
 import csv
 import hashlib
