@@ -1,4 +1,5 @@
 """The entry scripts as a user runs them: real processes, real checkpoints and photos, one-line errors."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,9 @@ def run(*args, cwd=ROOT):
 
 
 def error_line(stderr):
-    """The user-facing lines of stderr (MindSpore's own [WARNING] lines aside)."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[WARNING]")]
+    """The user-facing lines of stderr (MindSpore's own [WARNING] lines and our INFO log lines aside)."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[WARNING]")
+             and not re.match(r"\d{4}-\d\d-\d\d [\d:,]+ INFO ", ln)]  # progress log lines are not errors
     return lines
 
 
