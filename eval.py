@@ -159,15 +159,15 @@ def main(argv=None):
     # fail fast, before loading anything
     if cfg.input:
         list_images(cfg.input)
-    if cfg.input or cfg.save_outputs:
-        check_writable(out_dir, "the output folder")
-    if cfg.benchmark and cfg.metrics_json:
-        check_writable(Path(cfg.metrics_json).resolve().parent, "the folder of --metrics_json")
     if cfg.task:
         get_task(cfg.task)
         if cfg.benchmark:
             benchmark_pairs(cfg.benchmark, cfg.task)
     compute_dtype = setup(cfg.device_target, cfg.compute_dtype)
+    if cfg.input or cfg.save_outputs:
+        check_writable(out_dir, "the output folder")
+    if cfg.benchmark and cfg.metrics_json:
+        check_writable(Path(cfg.metrics_json).resolve().parent, "the folder of --metrics_json")
     ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype)
     task = pick_task(cfg.task, weights.config.tasks, cfg.ckpt_path)
     restorer = Restorer(ipt, task, cfg.tile_batch, cfg.tile_mode, cfg.self_ensemble)
