@@ -14,6 +14,7 @@ import numpy as np
 from src import __version__
 from src.errors import CheckpointError, ConfigError
 from src.fileio import atomic_write
+from src.tiler import make_plan
 
 SIDECAR_FORMAT = "ipt-mindspore-export/1"
 FILE_FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
@@ -22,14 +23,17 @@ SIDECAR_KEYS = ("format", "file", "file_format", "task", "scale", "tile_size", "
 
 
 def tiling_modes(scale, patch_size):
-    """The tiling modes a consumer of the exported file may use, with their parameters (``src/tiler.py``)."""
+    """The tiling modes a consumer of the exported file may use, with their parameters: those of ``src/tiler.py``
+    (its module docstring has the formulas) for this tile size and scale. The C++ harness checks them."""
+    p = patch_size
+    fast = make_plan(p, p, scale, p, "fast")
     return {
         "default": "fast",
-        "fast": {"patch_size": patch_size, "max_step": 36, "min_overlap": 12, "ramp": 12 * scale,
-                 "origins": "n = ceil((L - P) / max_step) + 1, origin_i = round(i * (L - P) / (n - 1))",
+        "fast": {"patch_size": p, "max_step": p - p // 4, "min_overlap": p // 4, "ramp": fast.ramp,
+                 "origins": "n = ceil((L - P) / max_step) + 1, origin_i = round_half_up(i * (L - P) / (n - 1))",
                  "weight": "w(u) = min(1, (u + 0.5) / ramp, (T - u - 0.5) / ramp), T = P * scale"},
-        "paper": {"patch_size": patch_size, "shave": 24, "stride": 12,
-                  "description": "the official forward_chop: averaged 24x24 centres, border strips and corner"},
+        "paper": {"patch_size": p, "shave": p // 2, "stride": p // 4,
+                  "description": "the official forward_chop: averaged centres, border strips and corner"},
     }
 
 

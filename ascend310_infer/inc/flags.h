@@ -14,6 +14,7 @@ struct Flags {
   std::string gt_path;                        // optional folder of ground truth (same stem, or <stem> minus x<s>)
   std::string tile_mode;                      // fast or paper; empty: the sidecar's default
   int batch_size = 0;                         // optional; must equal the exported batch size
+  bool save_float = false;                    // also write <name>.bin: the stitched float32 HxWx3 RGB, before rounding
   std::string tiles_dir;                      // replay tool only: recorded tile batches
   bool help = false;
 };

@@ -26,7 +26,7 @@ int to_int(const std::string &flag, const std::string &value) {
 std::string usage(const std::string &program, bool replay) {
   std::string u = "usage: " + program +
                   " --mindir_path MODEL.mindir --input_path IMAGE_OR_DIR [--output_path DIR] [--device_type Ascend|CPU|GPU]"
-                  " [--device_id N] [--gt_path DIR] [--tile_mode fast|paper] [--batch_size N]";
+                  " [--device_id N] [--gt_path DIR] [--tile_mode fast|paper] [--batch_size N] [--save_float true]";
   if (replay) u += " --tiles_dir DIR";
   return u;
 }
@@ -57,7 +57,11 @@ Flags parse_flags(int argc, const char *const argv[], bool allow_tiles_dir) {
     else if (name == "gt_path") f.gt_path = value;
     else if (name == "tile_mode") f.tile_mode = value;
     else if (name == "batch_size") f.batch_size = to_int(name, value);
-    else if (name == "tiles_dir" && allow_tiles_dir) f.tiles_dir = value;
+    else if (name == "save_float") {
+      if (value != "true" && value != "false" && value != "1" && value != "0")
+        throw ConfigError("--save_float expects true or false, got '" + value + "'");
+      f.save_float = value == "true" || value == "1";
+    } else if (name == "tiles_dir" && allow_tiles_dir) f.tiles_dir = value;
     else throw ConfigError("unknown flag --" + name);
   }
   if (f.help) return f;

@@ -143,6 +143,12 @@ RunSummary run_harness(const Flags &flags, InferBackend &backend, const Sidecar 
       const Rgb8 png = to_uint8(sr);
       const std::string target = (fs::path(flags.output_path) / (fs::path(path).stem().string() + ".png")).string();
       write_png(target, png);
+      if (flags.save_float) {
+        const fs::path raw = fs::path(flags.output_path) / (fs::path(path).stem().string() + ".bin");
+        std::ofstream f(raw, std::ios::binary);
+        f.write(reinterpret_cast<const char *>(sr.data.data()), static_cast<std::streamsize>(sr.data.size() * sizeof(float)));
+        if (!f) throw ImageError(raw.string() + ": write failed");
+      }
       const double image_ms = ms_since(t0);
       summary.image_ms.push_back(image_ms);
       const size_t batches = summary.batch_ms.size() - first_batch;
