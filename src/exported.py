@@ -168,3 +168,27 @@ def load_exported(model_path):
                               "(its sidecar's batch size and tile size)")
         return forward(batch)
     return run_batch, info
+
+
+def main(argv=None):
+    """``python -m src.exported check MODEL [--batch_size N]``: the sidecar checked against the file, one line."""
+    import argparse
+    from src.errors import run_main
+
+    parser = argparse.ArgumentParser(prog="python -m src.exported")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="check MODEL's sidecar against the model file")
+    check.add_argument("model")
+    check.add_argument("--batch_size", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    def run(_):
+        info = read_sidecar(args.model, args.batch_size)
+        print(f"{args.model}: {info['task']} x{info['scale']}, input {info['inputs'][0]['shape']} "
+              f"{info['inputs'][0]['dtype']}, output {info['outputs'][0]['shape']}: sidecar agrees with the file")
+        return 0
+    return run_main(run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

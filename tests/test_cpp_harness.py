@@ -160,3 +160,77 @@ def test_build_without_sdk_says_what_is_missing(tools, tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True,
                           env={**env, "MS_LITE_HOME": str(tmp_path)}, timeout=900)
     assert proc.returncode == 2 and f"MS_LITE_HOME={tmp_path} is not a MindSpore Lite package" in proc.stderr
+
+
+def copy_model(src, folder, sidecar_edit=None):
+    """A copy of the MindIR (and its sidecar, edited by ``sidecar_edit(dict)`` unless that returns False)."""
+    import shutil
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / src.name
+    shutil.copyfile(src, target)
+    info = json.loads(Path(f"{src}.json").read_text())
+    if sidecar_edit is None or sidecar_edit(info) is not False:
+        Path(f"{target}.json").write_text(json.dumps(info))
+    return target
+
+
+def test_cpp_harness_bad_input_is_one_clear_line_each(tools, tiny_mindir, tmp_path):
+    lr = tmp_path / "lr"
+    write_png(lr / "a.png", skdata.astronaut()[:50, :50])
+    (lr / "broken.png").write_bytes(b"not an image")
+    base = ["--input_path", lr, "--tiles_dir", tmp_path / "tiles", "--device_type", "CPU"]
+
+    def replay(model, *extra, out="out"):
+        code, stdout, err = run(tools["ipt_infer_replay"], "--mindir_path", model, "--output_path", tmp_path / out,
+                                *base, *extra)
+        return code, [ln for ln in err.splitlines() if ln.strip()]
+
+    lone = copy_model(tiny_mindir, tmp_path / "lone", lambda info: False)
+    code, err = replay(lone)
+    assert code == 2 and err == [f"error: {lone}: its sidecar ipt_sr_x3_b4.mindir.json is missing; export.py writes "
+                                 "it beside the model (copy it along, or re-export)"]
+    bad = copy_model(tiny_mindir, tmp_path / "bad", lambda info: info["outputs"][0].update(shape=[4, 3, 96, 96]))
+    code, err = replay(bad)
+    assert code == 2 and len(err) == 1 and "outputs [4, 3, 96, 96] disagree with scale/tile_size" in err[0]
+    code, err = replay(tiny_mindir, "--batch_size", "8")
+    assert code == 2 and err == [f"error: --batch_size 8: {tiny_mindir} was exported with batch size 4 (input "
+                                 "[4, 3, 48, 48]); use 4 or re-export with --batch_size 8"]
+    assert not (tmp_path / "out").exists()
+    # an unreadable image: one line naming it, the good image is still restored (recorded by Python first)
+    run_batch, info = load_exported(tiny_mindir)
+    record, _ = recording(run_batch, tmp_path / "tiles")
+    restore(read_rgb(lr / "a.png").astype(np.float32), record, 3, 48, 4, "fast")
+    code, err = replay(tiny_mindir)
+    assert code == 1 and err[0] == f"error: {lr / 'broken.png'}: cannot decode image (corrupt or not an image)"
+    assert (tmp_path / "out" / "a.png").exists() and not (tmp_path / "out" / "broken.png").exists()
+
+
+def test_python_sidecar_check_cli(tiny_mindir, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "src.exported", "check", str(tiny_mindir)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "sidecar agrees with the file" in proc.stdout, proc.stderr
+    bad = copy_model(tiny_mindir, tmp_path / "bad", lambda info: info["inputs"][0].update(shape=[8, 3, 48, 48]))
+    proc = subprocess.run([sys.executable, "-m", "src.exported", "check", str(bad)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "input shapes [[8, 3, 48, 48]] disagree with the model file's [[4, 3, 48, 48]]" \
+        in proc.stderr.strip().splitlines()[-1]
+
+
+def test_run_infer_310_checks_each_stage(tools, tiny_mindir, tmp_path):
+    script = ROOT / "scripts" / "run_infer_310.sh"
+    lr = tmp_path / "lr"
+    write_png(lr / "a.png", skdata.astronaut()[:50, :50])
+    env = {**os.environ, "PYTHON": sys.executable, "WORK_DIR": str(tmp_path / "work")}
+    env.pop("MS_LITE_HOME", None)
+    lone = copy_model(tiny_mindir, tmp_path / "lone", lambda info: False)
+    proc = subprocess.run(["bash", str(script), str(lone), str(lr)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and proc.stderr.strip() == \
+        f"error: {lone}: its sidecar ipt_sr_x3_b4.mindir.json is missing; export.py writes it beside the model"
+    proc = subprocess.run(["bash", str(script), str(tiny_mindir), str(lr), "", "x"], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 1 and "DEVICE_ID 'x': expected a non-negative integer" in proc.stderr
+    # no SDK on this machine: stage 1 fails, with build.sh's line, and nothing after it runs
+    proc = subprocess.run(["bash", str(script), str(tiny_mindir), str(lr)], capture_output=True, text=True, env=env,
+                          timeout=900)
+    assert proc.returncode == 1 and "[1/4] compile_app" in proc.stdout and "[2/4]" not in proc.stdout
+    assert proc.stderr.startswith("compile_app failed; last lines of") and "no MindSpore C++ SDK found" in proc.stderr

@@ -153,3 +153,19 @@ def test_mindir_of_the_other_real_fixtures_matches_the_cell(name, task, tmp_path
     graph = ms.nn.GraphCell(ms.load(str(export_task(ipt, task, 1, tmp_path / name))))
     x = tiles(1, seed=4)
     np.testing.assert_allclose(graph(ms.Tensor(x)).asnumpy(), ipt.task_net(task)(ms.Tensor(x)).asnumpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["fast", "paper"])
+def test_whole_image_through_the_exported_mindir_equals_the_cell(exported, mode):
+    """The same photo restored with src.tiler through the exported MindIR and through the Cell."""
+    from skimage import data as skdata
+    from src.data.image_io import to_uint8
+    from src.tiler import restore
+    image = skdata.astronaut()[120:181, 200:253].astype(np.float32)  # 61x53: odd, several tiles
+    run_batch, info = load_exported(exported["mindir"])
+    net = exported["net"]
+    via_file = restore(image, run_batch, info["scale"], info["tile_size"], info["batch_size"], mode)
+    via_cell = restore(image, lambda b: net(ms.Tensor(b)).asnumpy(), 3, 48, 2, mode)
+    assert via_file.shape == (183, 159, 3)
+    np.testing.assert_allclose(via_file, via_cell, rtol=0, atol=1e-4)
+    assert np.mean(to_uint8(via_file) != to_uint8(via_cell)) < 1e-3
