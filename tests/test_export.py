@@ -169,3 +169,13 @@ def test_whole_image_through_the_exported_mindir_equals_the_cell(exported, mode)
     assert via_file.shape == (183, 159, 3)
     np.testing.assert_allclose(via_file, via_cell, rtol=0, atol=1e-4)
     assert np.mean(to_uint8(via_file) != to_uint8(via_cell)) < 1e-3
+
+
+def test_float16_export_describes_itself(tmp_path):
+    """--compute_dtype float16: fp16 matmuls/convs inside, the file's input and output stay float32."""
+    code, err = run_export("--ckpt_path", FIXTURES / "ipt_tiny_sr_x4_legacy.pt", "--num_heads", 3, "--batch_size", 1,
+                           "--compute_dtype", "float16", "--file_name", tmp_path / "fp16")
+    assert code == 0, err
+    info = read_sidecar(tmp_path / "fp16.mindir")
+    assert info["compute_dtype"] == "float16" and info["dtype"] == "float32"
+    assert info["outputs"][0] == {**info["outputs"][0], "shape": [1, 3, 192, 192], "dtype": "float32"}
