@@ -23,7 +23,7 @@ def main(argv=None):
     for key in ("ckpt_path", "output"):
         if not cfg[key]:
             raise ConfigError(f"--{key} is required")
-    setup("CPU")
+    setup("CPU", onednn_isa=cfg.onednn_isa)
     weights = read_weights(cfg.ckpt_path, cfg.task, cfg.num_heads)
     if cfg.keep:
         weights = select_tasks(weights, cfg.keep)

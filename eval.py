@@ -27,7 +27,7 @@ def main(argv=None):
     images = list_images(cfg.input)
     if cfg.task:
         get_task(cfg.task)  # fail fast, before loading anything
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype)
+    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa)
     ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype)
     task = pick_task(cfg.task, weights.config.tasks, cfg.ckpt_path)
     restorer = Restorer(ipt, task)

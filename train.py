@@ -87,7 +87,7 @@ def main(argv=None):
     if not cfg.data.train_dir:
         raise ConfigError("--data.train_dir is required (a folder of clean training images)")
     images = list_images(cfg.data.train_dir)
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype)
+    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa)
     weights, start, source = load_start(cfg)
     if weights is None and not cfg.task:
         raise ConfigError("--task is required to train a randomly initialised model")

@@ -23,6 +23,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The environment as the user gave it: importing MindSpore sets OMP_NUM_THREADS=1 (and more) in os.environ, which
+# would leak into the worker processes and run the PyTorch reference on one thread.
+USER_ENV = dict(os.environ)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
@@ -117,7 +120,7 @@ def worker_forward(args):
     from src.runtime import setup
     from src.models.ipt import IPT
 
-    setup(args.device_target, "float32")
+    setup(args.device_target, "float32", args.onednn_isa)
     ms.set_seed(0)
     cfg = model_config(args.tiny)
     net = IPT(cfg).task_net(TASK)
@@ -152,7 +155,7 @@ def worker_forward(args):
 
 def worker_torch(args):
     """The same network in PyTorch, written like the official code (``scripts/make_torch_fixtures.py`` modules:
-    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, torch's default CPU threads: the reference."""
+    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, on all the cores the process may use: the reference."""
     import importlib.util
     import numpy as np
     import torch
@@ -160,6 +163,9 @@ def worker_torch(args):
     spec = importlib.util.spec_from_file_location("torch_ipt", os.path.join(ROOT, "scripts", "make_torch_fixtures.py"))
     torch_ipt = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(torch_ipt)
+    # every core the process may use, as torch does by default; not OMP_NUM_THREADS=1, which importing MindSpore
+    # sets (in this process through src.models, and in any process started from one that imported it)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
     cfg = model_config(args.tiny)
     if cfg.num_encoder_layers != cfg.num_decoder_layers:
@@ -195,17 +201,42 @@ def torch_available():
 def run_worker(args, batch, kind="mindspore"):
     cmd = [sys.executable, os.path.abspath(__file__), "--_worker", kind, "--device_target", args.device_target,
            "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--matmul_size", str(args.matmul_size),
-           "--_batch", str(batch)] + (["--tiny"] if args.tiny else [])
+           "--onednn_isa", args.onednn_isa, "--_batch", str(batch)] + (["--tiny"] if args.tiny else [])
     fd, out_path = tempfile.mkstemp(prefix="ipt_bench_", suffix=".json")
     os.close(fd)
     try:
-        proc = subprocess.run(cmd + ["--_result", out_path], cwd=ROOT)
+        proc = subprocess.run(cmd + ["--_result", out_path], cwd=ROOT, env=USER_ENV)
         if proc.returncode != 0:
             raise RuntimeError(f"{kind} benchmark worker for batch {batch} failed with exit status {proc.returncode}")
         with open(out_path) as f:
             return json.load(f)
     finally:
         os.unlink(out_path)
+
+
+def describe_machine(args):
+    """CPU model and ISA flags, and what oneDNN runs with this run's ``--onednn_isa``: its ISA line and the kernel it
+    picks for an official-size head convolution (``python -m src.runtime``, a fresh process through setup())."""
+    from src.runtime import cpu_description
+
+    model, flags = cpu_description()
+    proc = subprocess.run([sys.executable, "-m", "src.runtime", "--onednn_isa", args.onednn_isa], cwd=ROOT,
+                          env=USER_ENV, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the oneDNN probe failed: {proc.stderr.strip().splitlines()[-1:]}")
+    kernels = json.loads(proc.stdout.strip().splitlines()[-1])
+    isa_flags = sorted(f for f in flags if f.startswith(("avx", "fma", "amx")))
+    return {"cpu_model": model, "isa_flags": isa_flags, "onednn_isa_setting": args.onednn_isa,
+            "onednn_isa": kernels["onednn_isa"], "conv_impl": kernels["conv_impl"],
+            "conv_gflops": kernels["conv_gflops"], "setup": kernels["setting"]}
+
+
+def format_machine(machine):
+    if not machine:
+        return []
+    return [f"CPU: {machine['cpu_model']}, {os.cpu_count()} cores; ISA flags: {' '.join(machine['isa_flags'])}",
+            f"oneDNN (onednn_isa {machine['onednn_isa_setting']}): ISA {machine['onednn_isa']}; 8x64x48x48 5x5 conv "
+            f"runs {machine['conv_impl']} at {machine['conv_gflops']} GFLOP/s"]
 
 
 def write_json_atomic(path, data):
@@ -256,6 +287,8 @@ def parse_args(argv=None):
     p.add_argument("--matmul_size", type=int, default=2048, help="side of the square matmul for the peak")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny sizes instead of the official ones")
+    p.add_argument("--onednn_isa", default="auto",
+                   help="CPU kernel set-up of src/runtime.py: auto (AVX2 cap on AVX-512 CPUs), off, or an ISA name")
     p.add_argument("--reference", choices=("auto", "torch", "none"), default="auto",
                    help="also time the PyTorch model of the official code (auto: when torch is installed)")
     p.add_argument("--_worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
@@ -280,6 +313,9 @@ def main(argv=None):
         raise SystemExit("--reference torch: PyTorch is not installed in this environment (scripts/setup.sh installs "
                          "the CPU wheel when one lies in /opt/wheels)")
     with_torch = args.reference == "torch" or (args.reference == "auto" and torch_available())
+    machine = describe_machine(args) if args.device_target == "CPU" else {}
+    for line in format_machine(machine):
+        progress(line)
     results = []
     for bs in args.batch_sizes:
         rounds = []
@@ -292,13 +328,14 @@ def main(argv=None):
                 r["torch"] = run_worker(args, bs, "torch")
             rounds.append(r)
         results.append(summarize(rounds, gflop_per_tile(args.tiny)))
+    print("\n".join(format_machine(machine)))
     print(format_table(results, args.matmul_size, gflop_per_tile(args.tiny), args.tiny))
     if args.json:
         write_json_atomic(args.json, {
             "task": TASK, "config": model_config(args.tiny).to_dict(), "weights": "random", "dtype": "float32",
             "device_target": args.device_target, "gflop_per_tile": gflop_per_tile(args.tiny),
             "matmul_size": args.matmul_size, "results": results, "warmup": args.warmup, "repeats": args.repeats,
-            "rounds": args.rounds, "host": platform.node(), "cpu_count": os.cpu_count(),
+            "rounds": args.rounds, "machine": machine, "host": platform.node(), "cpu_count": os.cpu_count(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
         progress(f"wrote {args.json}")
     return 0

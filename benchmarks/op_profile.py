@@ -94,6 +94,7 @@ def parse_args(argv=None):
     p.add_argument("--target", type=float, default=0.9, help="fraction of the MatMul rate to budget for")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny sizes instead of the official ones")
+    p.add_argument("--onednn_isa", default="auto", help="CPU kernel set-up of src/runtime.py (auto, off, an ISA name)")
     args = p.parse_args(argv)
     if args.batch < 1 or args.calls < 1:
         p.error(f"--batch and --calls must be >= 1 (got --batch {args.batch}, --calls {args.calls})")
@@ -110,7 +111,7 @@ def main(argv=None):
     from src.runtime import setup
     from src.models.ipt import IPT
 
-    setup("CPU", "float32")
+    setup("CPU", "float32", args.onednn_isa)
     ms.set_seed(0)
     cfg = fb.model_config(args.tiny)
     net = IPT(cfg).task_net(fb.TASK)

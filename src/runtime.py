@@ -1,21 +1,89 @@
-"""Setting up MindSpore for an entry script."""
+"""Setting up MindSpore for an entry script: graph mode, the device, and the fastest CPU kernels for this CPU.
+
+Every entry point (eval, train, export, convert, the benchmarks, the test suite) calls ``setup()`` once, before any
+kernel runs.
+
+The CPU kernel choice: on CPUs with AVX-512, MindSpore 2.10's oneDNN (v3.10) runs plain-layout (NCHW) convolutions
+with ``jit_uni_ncsp:conv+ref:any``, a reference kernel at about 1 GFLOP/s, i.e. 100x slower than its GEMM-based
+convolution. Capping oneDNN's instruction set at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) makes it pick
+``x64:gemm:jit`` again, while MatMul keeps its speed (``gemm:jit:f32`` instead of ``brg_matmul:avx512_core``;
+measured in benchmarks/README.md). oneDNN reads the variable when it first dispatches a kernel, not when MindSpore
+is imported, so setting it in ``setup()`` works as long as nothing ran before (tested in a real subprocess).
+Precedence: ``ONEDNN_MAX_CPU_ISA`` already in the environment (the user's) > the ``onednn_isa`` config key
+(``auto``: cap at AVX2 on AVX-512 CPUs; ``off``: leave oneDNN alone; an ISA name such as ``AVX2``: force it).
+"""
 import logging
+import os
+import re
 
 import mindspore as ms
 
 from src.errors import ConfigError
 
 DTYPES = {"float32": ms.float32, "float16": ms.float16}
+ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
+# Values oneDNN 3.x accepts for ONEDNN_MAX_CPU_ISA (upper case).
+ONEDNN_ISAS = ("DEFAULT", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+               "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX", "AVX512_CORE_AMX",
+               "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16")
 log = logging.getLogger("ipt")
+cpu_kernels = None  # what setup() decided about the CPU kernels in this process (its log line)
 
 
-def setup(device_target="CPU", compute_dtype="float32"):
-    """Graph mode on ``device_target``; returns the MindSpore dtype for ``compute_dtype``. Logs to stderr."""
+def cpu_description(cpuinfo_path="/proc/cpuinfo"):
+    """(model name, set of ISA flags) of this machine's first CPU, from /proc/cpuinfo; ('unknown', set()) elsewhere."""
+    try:
+        with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return "unknown", set()
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    flags = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.M)
+    return (model.group(1).strip() if model else "unknown"), set(flags.group(1).split() if flags else ())
+
+
+def choose_onednn_isa(setting, flags, environ):
+    """The ``ONEDNN_MAX_CPU_ISA`` value to set (None: set nothing) and why, for the ``onednn_isa`` config value
+    ``setting`` on a CPU with ISA ``flags``, given the process environment ``environ``."""
+    setting = str(setting).strip()
+    if setting.lower() not in ("auto", "off") and setting.upper() not in ONEDNN_ISAS:
+        raise ConfigError(f"onednn_isa {setting!r}; expected auto, off or a oneDNN ISA name "
+                          f"({', '.join(ONEDNN_ISAS)})")
+    if environ.get(ONEDNN_ISA_VAR):
+        return None, f"{ONEDNN_ISA_VAR}={environ[ONEDNN_ISA_VAR]} from the environment (kept)"
+    if setting.lower() == "off":
+        return None, "onednn_isa off: oneDNN picks its kernels itself"
+    if setting.lower() != "auto":
+        return setting.upper(), f"onednn_isa {setting.upper()} (forced by the configuration)"
+    if "avx512f" in flags:
+        return "AVX2", ("AVX-512 CPU: oneDNN capped at AVX2, since MindSpore 2.10's oneDNN runs NCHW convolutions "
+                        "with a reference kernel on AVX-512 (set onednn_isa: off or ONEDNN_MAX_CPU_ISA to change)")
+    return None, "no AVX-512: oneDNN's default kernels are the fast ones"
+
+
+def configure_cpu_kernels(setting="auto", environ=None, cpuinfo_path="/proc/cpuinfo"):
+    """Apply the oneDNN ISA choice to ``environ`` (default ``os.environ``) before the first kernel runs; returns the
+    one-line description that ``setup()`` logs."""
+    environ = os.environ if environ is None else environ
+    model, flags = cpu_description(cpuinfo_path)
+    value, why = choose_onednn_isa(setting, flags, environ)
+    if value is not None:
+        environ[ONEDNN_ISA_VAR] = value
+    return f"CPU {model}: {why}"
+
+
+def setup(device_target="CPU", compute_dtype="float32", onednn_isa="auto"):
+    """Graph mode on ``device_target``, with the CPU kernel choice above on CPU; returns the MindSpore dtype for
+    ``compute_dtype``. Logs to stderr."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if device_target not in ("CPU", "GPU", "Ascend"):
         raise ConfigError(f"device_target {device_target!r}; expected CPU, GPU or Ascend")
     if compute_dtype not in DTYPES:
         raise ConfigError(f"compute_dtype {compute_dtype!r}; expected one of {', '.join(DTYPES)}")
+    if device_target == "CPU":
+        global cpu_kernels
+        cpu_kernels = configure_cpu_kernels(onednn_isa)
+        log.info("%s", cpu_kernels)
     ms.set_context(mode=ms.GRAPH_MODE)
     try:
         ms.set_device(device_target)
@@ -24,3 +92,57 @@ def setup(device_target="CPU", compute_dtype="float32"):
         raise ConfigError(f"device_target {device_target} is not usable with this MindSpore installation: {reason}. "
                           "Install the MindSpore package built for it, or use another --device_target") from None
     return DTYPES[compute_dtype]
+
+
+def parse_onednn_verbose(text):
+    """(ISA line, convolution implementation) from oneDNN verbose output, e.g. ('Intel AVX2', 'x64:gemm:jit');
+    None for what is not in it."""
+    isa = re.search(r"^onednn_verbose,(?:v1,)?info,cpu,isa:(.+)$", text, re.M)
+    conv = re.search(r"^onednn_verbose,(?:v1,)?(?:primitive,)?exec,cpu,convolution,([^,]+),", text, re.M)
+    return (isa.group(1).strip() if isa else None), (conv.group(1) if conv else None)
+
+
+def probe(onednn_isa="auto"):
+    """Run ``setup()`` and one official-size head convolution (8x64x48x48, 5x5) with oneDNN's verbose log on; returns
+    what was in effect: CPU model, AVX-512 or not, the ISA setting, oneDNN's ISA line, the convolution kernel it
+    picked and that convolution's speed. Meant for a fresh process (``python -m src.runtime``): oneDNN reads its
+    variables once."""
+    import sys
+    import tempfile
+    import time
+
+    import numpy as np
+    from mindspore import nn
+
+    model, flags = cpu_description()
+    os.environ["ONEDNN_VERBOSE"] = "1"
+    setup("CPU", onednn_isa=onednn_isa)
+    conv = nn.Conv2d(64, 64, 5, pad_mode="same", has_bias=True)
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((8, 64, 48, 48), np.float32))
+    with tempfile.TemporaryFile("w+") as capture:  # oneDNN writes its log to the C stdout
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(capture.fileno(), 1)
+        try:
+            conv(x).asnumpy()
+            t0 = time.perf_counter()
+            conv(x).asnumpy()
+            seconds = time.perf_counter() - t0
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        capture.seek(0)
+        isa, impl = parse_onednn_verbose(capture.read())
+    return {"cpu_model": model, "avx512": "avx512f" in flags, "setting": cpu_kernels,
+            ONEDNN_ISA_VAR: os.environ.get(ONEDNN_ISA_VAR), "onednn_isa": isa, "conv_impl": impl,
+            "conv_gflops": round(2 * 8 * 64 * 64 * 25 * 48 * 48 / seconds / 1e9, 1)}
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Print the CPU kernel set-up in effect (python -m src.runtime)")
+    parser.add_argument("--onednn_isa", default="auto")
+    print(json.dumps(probe(parser.parse_args().onednn_isa)))

@@ -1,13 +1,12 @@
-"""Shared test setup: MindSpore in graph mode on CPU, tiny model configurations."""
+"""Shared test setup: the entry points' MindSpore set-up on CPU, tiny model configurations."""
 import importlib.util
 
-import mindspore as ms
 import pytest
 
 from src.models.ipt import IPTConfig
+from src.runtime import setup
 
-ms.set_context(mode=ms.GRAPH_MODE)
-ms.set_device("CPU")
+setup("CPU")  # the entry points' set-up (graph mode, the CPU kernel choice), before any test runs a kernel
 
 # Official structure at toy sizes: 4 feature channels -> 36-dim tokens, 3 heads, 256 tokens of a 48x48 tile.
 TINY = dict(n_feats=4, num_heads=3, num_encoder_layers=1, num_decoder_layers=1)

@@ -1,5 +1,6 @@
 """The forward benchmark's arithmetic, and one real run of it at the tiny test sizes (not a timing test)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ def test_tiny_run_writes_consistent_results(tmp_path):
     assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / row["matmul_peak_gflops"])
     assert "speed_vs_torch" not in row
     assert data["config"]["n_feats"] == 4 and "tiny test sizes" in proc.stdout
+    machine = data["machine"]  # the CPU and the oneDNN kernels the table came from
+    assert machine["cpu_model"] and machine["onednn_isa"] and machine["conv_impl"]
+    assert f"runs {machine['conv_impl']}" in proc.stdout and "ISA flags:" in proc.stdout
 
 
 def test_tiny_run_with_torch_reference(tmp_path):
@@ -47,6 +51,8 @@ def test_tiny_run_with_torch_reference(tmp_path):
     (row,) = data["results"]
     torch_row = row["rounds"][0]["torch"]
     assert torch_row["tiles_per_s"] > 0
+    # the reference runs on every core (MindSpore's import sets OMP_NUM_THREADS=1; it must not leak into it)
+    assert torch_row["threads"] == len(os.sched_getaffinity(0))
     assert row["speed_vs_torch"] == pytest.approx(row["tiles_per_s"] / torch_row["tiles_per_s"])
 
 

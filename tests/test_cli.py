@@ -54,6 +54,7 @@ def test_convert_then_restore_matches_oracle(converted, photos, tmp_path):
     code, _, err = run("eval.py", "--ckpt_path", converted, "--task", "sr_x2", "--input", photos, "--output", out,
                        "--save_npy")
     assert code == 0, err
+    assert "INFO CPU " in err  # the runtime set-up's CPU kernel line (tests/test_runtime.py checks what it does)
     npz = np.load(FIXTURES / "ipt_tiny_pretrain_zip.npz")
     sd = {k: npz[k] for k in npz.files}
     for name in ("astronaut", "chelsea"):
