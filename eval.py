@@ -18,7 +18,7 @@ import numpy as np
 
 from src.checkpoint.loader import load_model
 from src.config import parse_config
-from src.data.benchmark_sets import benchmark_pairs
+from src.data.benchmark_sets import BASELINES, baseline_output, benchmark_pairs
 from src.data.image_io import list_images, read_rgb, save_npy, to_float, to_uint8, to_uint16, write_png
 from src.errors import ConfigError, ImageError, run_main
 from src.fileio import atomic_write
@@ -116,32 +116,55 @@ def evaluate_benchmark(cfg, restorer, task, out_dir):
             raise ImageError(f"{pair.target_path}: ground truth {hr.shape[1]}x{hr.shape[0]} but the output of "
                              f"{pair.input_path} is {sr.shape[1]}x{sr.shape[0]}")
         metrics = score(sr, hr, border)
-        rows.append({"name": pair.name, **metrics})
+        row = {"name": pair.name, **metrics}
+        if cfg.baseline:
+            row["baseline"] = score(to_uint8(baseline_output(task, lr, hr.shape)), hr, border)
+        rows.append(row)
         if cfg.save_outputs:
             write_png(out_dir / f"{pair.name}.png", sr)
             if cfg.save_npy:
                 save_npy(out_dir / f"{pair.name}.npy", output)
         progress.done(f"{pair.name}: PSNR-Y {metrics['psnr_y']:.3f} dB, SSIM-Y {metrics['ssim_y']:.4f}")
-    mean = {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in METRICS}
-    print_table(rows, mean, task, cfg.tile_mode)
+    mean = mean_metrics(rows)
+    baseline = BASELINES[get_task(task).kind] if cfg.baseline else None
+    base_mean = mean_metrics([r["baseline"] for r in rows]) if baseline else None
+    print_table(rows, mean, task, cfg.tile_mode, baseline, base_mean)
     if cfg.metrics_json and failed:
         log.error("%s not written: not every image was scored", cfg.metrics_json)
     elif cfg.metrics_json:
         doc = {"task": task, "tile_mode": cfg.tile_mode,
                "images": [{"name": r["name"], **{k: json_number(r[k]) for k in METRICS}} for r in rows],
                "mean": {k: json_number(mean[k]) for k in METRICS}}
+        if baseline:
+            doc["baseline"] = {"name": baseline, "mean": {k: json_number(base_mean[k]) for k in METRICS}}
+            for image, row in zip(doc["images"], rows):
+                image["baseline"] = {k: json_number(row["baseline"][k]) for k in METRICS}
         with atomic_write(cfg.metrics_json, "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
     return failed
 
 
-def print_table(rows, mean, task, tile_mode):
+def mean_metrics(rows):
+    return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in METRICS}
+
+
+def print_table(rows, mean, task, tile_mode, baseline=None, base_mean=None):
+    """Per image and mean; with a ``baseline`` (its name) also its metrics and IPT's gain in PSNR-Y over it."""
     width = max([len(r["name"]) for r in rows] + [5])
-    print(f"# {task}, tile mode {tile_mode}: PSNR on Y and RGB (dB), SSIM on Y")
-    print(f"{'image':<{width}}  {'psnr_y':>8}  {'psnr_rgb':>8}  {'ssim_y':>7}")
-    for r in rows + [{"name": "mean", **mean}]:
-        print(f"{r['name']:<{width}}  {r['psnr_y']:8.3f}  {r['psnr_rgb']:8.3f}  {r['ssim_y']:7.4f}")
+    print(f"# {task}, tile mode {tile_mode}: PSNR on Y and RGB (dB), SSIM on Y"
+          + (f"; baseline: {baseline}" if baseline else ""))
+    head = f"{'image':<{width}}  {'psnr_y':>8}  {'psnr_rgb':>8}  {'ssim_y':>7}"
+    if baseline:
+        head += f"  {'base_psnr_y':>11}  {'base_ssim_y':>11}  {'gain_y':>7}"
+    print(head)
+    means = {"name": "mean", **mean, **({"baseline": base_mean} if baseline else {})}
+    for r in rows + [means]:
+        line = f"{r['name']:<{width}}  {r['psnr_y']:8.3f}  {r['psnr_rgb']:8.3f}  {r['ssim_y']:7.4f}"
+        if baseline:
+            b = r["baseline"]
+            line += f"  {b['psnr_y']:11.3f}  {b['ssim_y']:11.4f}  {r['psnr_y'] - b['psnr_y']:+7.3f}"
+        print(line)
     sys.stdout.flush()
 
 

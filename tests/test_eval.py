@@ -12,7 +12,7 @@ from skimage import data as skdata
 
 from numpy_ipt import ipt_forward
 from src.data.benchmark_sets import benchmark_pairs, noise_seed
-from src.data.degradations import add_noise, bicubic_downscale
+from src.data.degradations import add_noise, bicubic_downscale, imresize
 from src.data.image_io import read_rgb, to_float, to_uint8, to_uint16
 from src.errors import ImageError
 from src.metrics import score
@@ -123,6 +123,37 @@ def test_sr_benchmark_paper_mode_metrics_json(tmp_path, oracle):
     assert table[1].split() == ["image", "psnr_y", "psnr_rgb", "ssim_y"]
     assert table[-1].split()[0] == "mean" and float(table[-1].split()[1]) == pytest.approx(doc["mean"]["psnr_y"],
                                                                                              abs=1e-3)
+
+
+def test_baseline_scores_what_one_has_without_ipt(tmp_path):
+    """--baseline: bicubic for SR (MATLAB imresize of the LR input), the noisy input for denoising; checked here with
+    skimage's resize-free path: the denoising baseline is the seeded noisy image itself, scored by src.metrics."""
+    data = tmp_path / "clean"
+    hr = write_rgb(data / "coffee.png", skdata.coffee()[60:110, 100:170])
+    metrics = tmp_path / "dn.json"
+    code, stdout, err = run(*TINY_ARGS, "--task", "denoise_30", "--benchmark", data, "--baseline", "true",
+                            "--metrics_json", metrics)
+    assert code == 0, err
+    doc = json.loads(metrics.read_text())
+    clean = read_rgb(hr)
+    noisy = add_noise(clean, 30, np.random.default_rng(noise_seed("coffee.png", 30)))
+    expected = score(to_uint8(noisy), clean, 0)
+    assert doc["baseline"]["name"] == "noisy input"
+    for key in ("psnr_y", "psnr_rgb", "ssim_y"):
+        assert doc["images"][0]["baseline"][key] == pytest.approx(expected[key], abs=1e-5)
+        assert doc["baseline"]["mean"][key] == pytest.approx(expected[key], abs=1e-5)
+    gain = float(stdout.splitlines()[-1].split()[-1])
+    assert gain == pytest.approx(doc["mean"]["psnr_y"] - expected["psnr_y"], abs=2e-3)
+
+    sr_data = make_sr_set(tmp_path / "set", 2)
+    code, stdout, err = run(*TINY_ARGS, "--task", "sr_x2", "--benchmark", sr_data, "--baseline", "true")
+    assert code == 0, err
+    assert "baseline: bicubic" in stdout and stdout.splitlines()[1].split()[-1] == "gain_y"
+    lr, target = benchmark_pairs(sr_data, "sr_x2")[0].load()
+    # bicubic x2 of a rounded bicubic /2: close to the original, far from the tiny random network
+    bicubic = score(to_uint8(imresize(lr, *target.shape[:2])), target, 2)["psnr_y"]
+    row = next(ln.split() for ln in stdout.splitlines() if ln.startswith("img0"))
+    assert float(row[4]) == pytest.approx(bicubic, abs=1e-3) and bicubic > 25
 
 
 def test_derain_flat_layout_with_self_ensemble(tmp_path, oracle):

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from src.data.degradations import add_noise, bicubic_downscale
+from src.data.degradations import add_noise, bicubic_downscale, imresize
 from src.data.image_io import IMAGE_EXTENSIONS, read_rgb
 from src.errors import ImageError
 from src.tasks import get_task
@@ -154,3 +154,15 @@ def benchmark_pairs(root, task: str):
     if spec.kind == "denoise":
         return _denoise_pairs(root, spec.noise_sigma)
     return _derain_pairs(root)
+
+
+BASELINES = {"sr": "bicubic", "denoise": "noisy input", "derain": "rainy input"}
+
+
+def baseline_output(task: str, lr, shape):
+    """What a user has without the network, as float32 on 0..255 of ``shape`` (H, W[, 3]): for SR the MATLAB-style
+    bicubic upscaling of the input, for denoising and deraining the degraded input itself."""
+    lr = np.asarray(lr, np.float32)
+    if get_task(task).kind == "sr":
+        return imresize(lr, shape[0], shape[1]).astype(np.float32)
+    return lr
