@@ -1,37 +1,45 @@
-"""Fine-tune IPT on one task with L1, from images degraded on the fly.
+"""Train IPT: fine-tune one task with L1, or pre-train all six with L1 + contrastive, from images degraded on the fly.
 
     python train.py --ckpt_path IPT_pretrain.pt --task sr_x2 --data.train_dir DIV2K_train_HR
-    python train.py --resume train_output/ipt_sr_x2_step5000.ckpt --data.train_dir DIV2K_train_HR
+    python train.py --config configs/pretrain.yaml --data.train_dir imagenet/train
+    python train.py --resume auto --output_dir train_output ...   (continue from the newest checkpoint there)
 
-Writes ``output_dir/ipt_<task>_step<N>.ckpt`` every ``save_every`` steps and ``ipt_<task>_last.ckpt`` at the end (our
-format: eval.py and export.py load them with no flags; ``.opt.ckpt`` beside each holds the optimizer state for
---resume), plus ``loss.csv`` and ``loss.png``. Every key of configs/train.yaml is a flag (``python train.py --help``).
+Data parallel: start it with scripts/run_distribute_train.sh (msrun) or scripts/run_distribute_train_rank_table.sh;
+data.batch_size is the global batch, split over the ranks. Writes (rank 0) ``output_dir/ipt_<name>_step<N>.ckpt``
+every ``save_every`` steps and ``ipt_<name>_last.ckpt`` at the end, ``<name>`` the task or ``pretrain`` (our format:
+eval.py and export.py load them with no flags; ``.opt.ckpt`` beside each holds the optimizer state for --resume),
+plus ``loss.csv``/``loss.png`` and, with validation, ``val.csv``/``val.png``. Every key of configs/train.yaml is a
+flag (``python train.py --help``).
 """
 import itertools
+import re
 import sys
 from pathlib import Path
 
 import mindspore as ms
 
 from src.checkpoint.loader import build_model, read_weights, select_tasks
-from src.config import parse_config
+from src.config import load_yaml, parse_config
 from src.data.image_io import list_images
-from src.data.train_dataset import TrainPairs, batches
+from src.data.train_dataset import TrainPairs, UnusableFiles, batches
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
-from src.runtime import log, setup
-from src.tasks import get_task, pick_task
-from src.training import Trainer
+from src.runtime import distributed_device_id, init_data_parallel, log, setup
+from src.tasks import OFFICIAL_PRETRAIN_ORDER, get_task, pick_task
+from src.training import Trainer, opt_state_path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "train.yaml"
+MODES = ("finetune", "pretrain")
 
 
 def check_numbers(cfg):
-    """Range checks of the numeric keys (parse_config already checked the types)."""
+    """Range checks of the keys (parse_config already checked the types)."""
     at_least = {"steps": (cfg.steps, 1), "log_every": (cfg.log_every, 1), "save_every": (cfg.save_every, 0),
+                "val_every": (cfg.val_every, 0),
                 "data.batch_size": (cfg.data.batch_size, 1), "data.num_workers": (cfg.data.num_workers, 1),
                 "data.lr_patch_size": (cfg.data.lr_patch_size, 1), "optim.weight_decay": (cfg.optim.weight_decay, 0),
-                "optim.clip_grad_norm": (cfg.optim.clip_grad_norm, 0)}
+                "optim.clip_grad_norm": (cfg.optim.clip_grad_norm, 0),
+                "loss.contrastive_groups": (cfg.loss.contrastive_groups, 1), "data.val_images": (cfg.data.val_images, 1)}
     for key, (value, low) in at_least.items():
         if value < low:
             raise ConfigError(f"{key} is {value}; it must be at least {low}")
@@ -43,78 +51,148 @@ def check_numbers(cfg):
         raise ConfigError(f"optim.betas is {betas}; expected two numbers in [0, 1), like [0.9, 0.999]")
     if not all(isinstance(m, int) and m > 0 for m in cfg.optim.milestones):
         raise ConfigError(f"optim.milestones is {cfg.optim.milestones}; expected positive step numbers")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"mode is {cfg.mode!r}; expected one of {', '.join(MODES)}")
+    weight = cfg.loss.contrastive_weight
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
+        raise ConfigError(f"loss.contrastive_weight is {weight!r}; expected a number >= 0 (or null: 0.1 for "
+                          f"pretrain, 0 for finetune)")
+    if cfg.loss.temperature <= 0:
+        raise ConfigError(f"loss.temperature is {cfg.loss.temperature}; it must be positive")
+    if not cfg.tasks:
+        raise ConfigError("tasks is empty; pre-training needs at least one task")
+    for name in cfg.tasks:
+        get_task(name)
+    if len(set(cfg.tasks)) != len(cfg.tasks):
+        raise ConfigError(f"tasks names a task twice: {cfg.tasks}")
 
 
-def load_start(cfg):
+def latest_checkpoint(output_dir):
+    """The train.py checkpoint of the highest step in ``output_dir`` whose optimizer state is beside it (a run
+    killed while saving leaves the previous pair complete), or None."""
+    found = []
+    for path in Path(output_dir).glob("ipt_*_step*.ckpt"):
+        match = re.fullmatch(r"ipt_.+_step(\d+)\.ckpt", path.name)
+        if match and opt_state_path(path).is_file():
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def load_start(cfg, batch):
     """(LoadedWeights or None for a random init, first step, where the weights come from)."""
-    if cfg.resume:
+    resume = cfg.resume
+    if resume == "auto":
+        resume = latest_checkpoint(cfg.output_dir)
+        if resume is None:
+            log.info("resume auto: no checkpoint in %s yet, starting from the beginning", cfg.output_dir)
+    if resume:
         if cfg.ckpt_path:
             log.info("resume given: ckpt_path %s is not used", cfg.ckpt_path)
-        weights = read_weights(cfg.resume)
+        weights = read_weights(resume)
         if weights.source_format != "ours" or "step" not in weights.extra:
-            raise CheckpointError(f"{cfg.resume}: not a checkpoint written by train.py (no stored step); "
+            raise CheckpointError(f"{resume}: not a checkpoint written by train.py (no stored step); "
                                   f"start from it with --ckpt_path instead")
-        for key in ("seed", "batch_size"):
-            if weights.extra.get(key) != cfg.data[key]:
+        for key, value in (("seed", cfg.data.seed), ("batch_size", batch)):
+            if weights.extra.get(key) != value:
                 log.warning("%s was trained with data.%s %s, this run uses %s: the data stream will differ",
-                            cfg.resume, key, weights.extra.get(key), cfg.data[key])
-        return weights, int(weights.extra["step"]), cfg.resume
+                            resume, key, weights.extra.get(key), value)
+        return weights, int(weights.extra["step"]), str(resume)
     if cfg.ckpt_path:
         return read_weights(cfg.ckpt_path, cfg.task, cfg.num_heads), 0, cfg.ckpt_path
     return None, 0, "random init"
 
 
-def for_task(cfg, weights, task, source):
-    """What to build: ``weights`` kept to ``task`` alone, or (``weights`` None) the IPTConfig of a random init of
-    ``model`` for ``task``."""
+def model_spec(cfg, weights, tasks, source):
+    """What to build: ``weights`` kept to ``tasks``, or (``weights`` None) the IPTConfig of a random init of
+    ``model`` for ``tasks``."""
     if weights is None:
         if cfg.data.lr_patch_size % cfg.model.patch_dim:
             raise ConfigError(f"data.lr_patch_size {cfg.data.lr_patch_size} is not a multiple of model.patch_dim "
                               f"{cfg.model.patch_dim}")
-        return IPTConfig.from_dict({**cfg.model.to_dict(), "tasks": [task], "patch_size": cfg.data.lr_patch_size})
-    weights = select_tasks(weights, [task])
+        return IPTConfig.from_dict({**cfg.model.to_dict(), "tasks": list(tasks),
+                                    "patch_size": cfg.data.lr_patch_size})
+    weights = select_tasks(weights, tasks)
     if weights.config.patch_size != cfg.data.lr_patch_size:
         raise ConfigError(f"data.lr_patch_size is {cfg.data.lr_patch_size} but the model of {source} takes "
                           f"{weights.config.patch_size}x{weights.config.patch_size} inputs")
     return weights
 
 
+def check_architecture(cfg, weights, source):
+    """A resumed run must continue the architecture its flags describe: a checkpoint of another one is refused."""
+    if not cfg.resume or weights is None:
+        return
+    saved, defaults = weights.config, load_yaml(DEFAULT_CONFIG)["model"]
+    wanted = {k: v for k, v in cfg.model.to_dict().items() if v != defaults.get(k)}  # set by a --config or flag
+    differ = {k: (getattr(saved, k), v) for k, v in wanted.items() if getattr(saved, k) != v}
+    if differ:
+        text = ", ".join(f"model.{k} {a} in the checkpoint, {b} in this run" for k, (a, b) in differ.items())
+        raise CheckpointError(f"{source} is a checkpoint of another architecture ({text}); resume it with the "
+                              f"settings it was trained with, or start a new run in another output_dir")
+
+
 def main(argv=None):
     cfg = parse_config(sys.argv[1:] if argv is None else argv, DEFAULT_CONFIG, __doc__)
     check_numbers(cfg)
+    pretrain = cfg.mode == "pretrain"
     if cfg.task:
         get_task(cfg.task)  # fail fast, before loading anything
     if not cfg.data.train_dir:
-        raise ConfigError("--data.train_dir is required (a folder of clean training images)")
-    images = list_images(cfg.data.train_dir)
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa)
-    weights, start, source = load_start(cfg)
-    if weights is None and not cfg.task:
-        raise ConfigError("--task is required to train a randomly initialised model")
-    task = pick_task(cfg.task, weights.config.tasks, source) if weights else cfg.task
-    rain = []
-    if task == "derain":
-        if not cfg.data.rain_dir:
-            raise ConfigError("derain training needs --data.rain_dir, a folder of rain-streak layer images "
-                              "(e.g. RainTrainL rainstreak-*.png) to add to the clean images")
-        rain = list_images(cfg.data.rain_dir)
-    if start >= cfg.steps:
-        raise ConfigError(f"{cfg.resume} is already at step {start}; set --steps above it to train on")
-    spec = for_task(cfg, weights, task, source)
+        raise ConfigError("--data.train_dir is required (a folder of clean training images; sub-folders are read "
+                          "too)")
+    images = list_images(cfg.data.train_dir, recursive=True)
+    val_images = list_images(cfg.data.val_dir, recursive=True)[:cfg.data.val_images] if cfg.data.val_dir else []
+    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa, distributed_device_id())
+    rank, world = init_data_parallel()
     batch = cfg.data.batch_size
-    pairs = TrainPairs(images, task, (cfg.steps - start) * batch, cfg.data.lr_patch_size, cfg.data.seed,
-                       cfg.data.augment, rain, start=start * batch)
-    stream = batches(pairs, batch, cfg.data.num_workers)
-    first = next(stream)  # unreadable or too small images in it fail now, before the model is built
+    if batch % world:
+        raise ConfigError(f"data.batch_size {batch} is the global batch; it must be divisible by the {world} "
+                          f"workers")
+    local_batch = batch // world
+    if local_batch % cfg.loss.contrastive_groups:
+        raise ConfigError(f"loss.contrastive_groups {cfg.loss.contrastive_groups} does not divide the batch of "
+                          f"{local_batch} per worker")
+    weights, start, source = load_start(cfg, batch)
+    check_architecture(cfg, weights, source)
+    if pretrain:
+        tasks = tuple(cfg.tasks)
+    elif weights is None and not cfg.task:
+        raise ConfigError("--task is required to fine-tune a randomly initialised model")
+    else:
+        tasks = (pick_task(cfg.task, weights.config.tasks, source) if weights else cfg.task,)
+    rain = []
+    if "derain" in tasks and cfg.data.rain_dir:
+        rain = list_images(cfg.data.rain_dir, recursive=True)
+    elif "derain" in tasks and not pretrain:
+        raise ConfigError("derain training needs --data.rain_dir, a folder of rain-streak layer images "
+                          "(e.g. RainTrainL rainstreak-*.png) to add to the clean images")
+    if start >= cfg.steps:
+        raise ConfigError(f"{source} is already at step {start}; set --steps above it to train on")
+    spec = model_spec(cfg, weights, tasks, source)
+    pairs = TrainPairs(images, tasks[0] if len(tasks) == 1 else tasks, (cfg.steps - start) * local_batch,
+                       cfg.data.lr_patch_size, cfg.data.seed, cfg.data.augment, rain, start=start * local_batch,
+                       num_shards=world, shard_id=rank, batch_size=local_batch, procedural_rain=not rain)
+    stream = batches(pairs, local_batch, cfg.data.num_workers)
+    first = next(stream)  # a folder without any usable image fails now, before the model is built
     ms.set_seed(cfg.data.seed)
     ipt = IPT(spec, compute_dtype) if weights is None else build_model(spec, compute_dtype, source)
-    trainer = Trainer(ipt, task, cfg.optim, loss_scaling=compute_dtype == ms.float16)
-    if cfg.resume:
-        trainer.resume(cfg.resume, start)
-    log.info("%s: task %s, %d trainable parameters, %d image(s) in %s, steps %d..%d, batch %d", source, task,
-             count_trainable(ipt.task_net(task)), len(images), cfg.data.train_dir, start, cfg.steps, batch)
+    weight = cfg.loss.contrastive_weight
+    weight = (0.1 if pretrain else 0.0) if weight is None else float(weight)
+    trainer = Trainer(ipt, tasks, cfg.optim, loss_scaling=compute_dtype == ms.float16, contrastive_weight=weight,
+                      temperature=cfg.loss.temperature, contrastive_groups=cfg.loss.contrastive_groups,
+                      task_seed=cfg.data.seed, world_size=world, rank=rank)
+    if start:
+        trainer.resume(source, start)
+    validate = None
+    if val_images and cfg.val_every:
+        from src.validation import Validator
+        validate = Validator(ipt, tasks, val_images, cfg.data.lr_patch_size, cfg.data.seed, rain)
+    log.info("%s: %s %s, %d trainable parameters, %d image(s) in %s, steps %d..%d, batch %d (%d per worker x %d), "
+             "contrastive weight %g", source, cfg.mode, ", ".join(tasks), count_trainable(ipt), len(images),
+             cfg.data.train_dir, start, cfg.steps, batch, local_batch, world, weight)
     trainer.fit(itertools.chain([first], stream), cfg.steps, cfg.output_dir, cfg.log_every, cfg.save_every,
-                extra={"seed": cfg.data.seed, "batch_size": batch})
+                extra={"seed": cfg.data.seed, "batch_size": batch}, samples_per_step=batch,
+                unusable=UnusableFiles(images, cfg.data.lr_patch_size), validate=validate, val_every=cfg.val_every)
     return 0
 
 

@@ -1,4 +1,5 @@
 """Training losses, on the 0..255 scale of the network's inputs and outputs."""
+import mindspore as ms
 from mindspore import nn, ops
 
 
@@ -9,16 +10,63 @@ class L1Loss(nn.Cell):
         return ops.abs(pred - target).mean()
 
 
-class RestorationLoss(nn.Cell):
-    """``criterion(net(lr), hr)``: the scalar that one task's training step differentiates.
+class SupConLoss(nn.Cell):
+    """Supervised-contrastive loss of IPT's pre-training on the body's output tokens (N, T, D).
 
+    Tokens are L2-normalised; every token is an anchor; its positives are the other T - 1 tokens of the same image,
+    the denominator runs over every other token of its group (the same image's and other images'):
+
+        loss_i = -1/(T-1) * sum_{p positive} log( exp(s_ip / t) / sum_{a != i} exp(s_ia / t) ),  s = cosine
+
+    averaged over all N * T anchors (the SupCon form of the official MindSpore trainer, base temperature = t).
+    ``groups`` > 1 splits the batch into groups of images (image n in group n % groups) that do not see each other,
+    which is what ``groups`` data-parallel ranks compute between them (rank r holds images r, r + groups, ...): a
+    single process reproduces a data-parallel run exactly with it.
+    """
+
+    def __init__(self, temperature=0.07, groups=1):
+        super().__init__()
+        self.temperature = float(temperature)
+        self.groups = int(groups)
+        self.normalize = ops.L2Normalize(axis=-1, epsilon=1e-12)
+
+    def construct(self, tokens):
+        n, t, d = tokens.shape
+        z = self.normalize(tokens.reshape(n * t, d))
+        logits = ops.matmul(z, z.T) / self.temperature
+        logits = logits - ops.stop_gradient(logits.max(axis=1, keepdims=True))
+        image = ops.arange(0, n * t, 1, dtype=ms.int32) // t
+        group = image % self.groups
+        not_self = ops.logical_not(ops.eye(n * t, n * t, ms.bool_))
+        same_group = ops.logical_and(group.reshape(-1, 1) == group.reshape(1, -1), not_self)
+        positive = ops.logical_and(image.reshape(-1, 1) == image.reshape(1, -1), not_self)
+        denominator = (ops.exp(logits) * same_group.astype(ms.float32)).sum(axis=1, keepdims=True)
+        log_prob = logits - ops.log(denominator)
+        per_anchor = (log_prob * positive.astype(ms.float32)).sum(axis=1) / (t - 1)
+        return -per_anchor.mean()
+
+
+class RestorationLoss(nn.Cell):
+    """``criterion(net(lr), hr)`` (+ ``contrastive_weight * contrastive(tokens)`` when ``contrastive`` is given and
+    ``net`` returns (output, body tokens)): the scalar one task's training step differentiates.
+
+    Returns (total, L1 part, contrastive part); the contrastive part is 0 without it. The L1 path runs through
+    head, body and tail (the official MindSpore trainer's contrastive branch applied the tail to the head's output).
     Keeps the parameter names of ``net`` (no prefix), so checkpoints and optimizer state use the model's names.
     """
 
-    def __init__(self, net, criterion):
+    def __init__(self, net, criterion, contrastive=None, contrastive_weight=0.0):
         super().__init__(auto_prefix=False)
         self.net = net
         self.criterion = criterion
+        self.contrastive = contrastive
+        self.contrastive_weight = float(contrastive_weight)
 
     def construct(self, lr, hr):
-        return self.criterion(self.net(lr), hr)
+        if self.contrastive is None:
+            l1 = self.criterion(self.net(lr), hr)
+            return l1, l1, ops.zeros((), ms.float32)
+        out, tokens = self.net(lr)
+        l1 = self.criterion(out, hr)
+        con = self.contrastive(tokens)
+        return l1 + self.contrastive_weight * con, l1, con

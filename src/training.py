@@ -1,10 +1,11 @@
-"""Training IPT: the graph-mode step, optimizer state on disk, and the loop (logs, checkpoints, loss curve).
+"""Training IPT: the graph-mode step, optimizer state on disk, and the loop (logs, checkpoints, loss curves).
 
-A ``Trainer`` fine-tunes one task of an IPT with L1 and Adam. Its checkpoints are ours (``save_checkpoint``, loadable
+A ``Trainer`` fine-tunes one task of an IPT with L1 and Adam, or pre-trains several with L1 + contrastive. Its checkpoints are ours (``save_checkpoint``, loadable
 by every entry script with no flags) with ``step`` and the data-stream settings as extra scalars; beside each
 ``X.ckpt`` it writes ``X.opt.ckpt``, the optimizer state (Adam moments and powers, loss scale) for resuming exactly.
 """
 import csv
+import hashlib
 import math
 import os
 import sys
@@ -20,7 +21,8 @@ from src.checkpoint.loader import save_checkpoint
 from src.data.image_io import write_png
 from src.errors import CheckpointError, IPTError
 from src.fileio import atomic_write
-from src.losses import L1Loss, RestorationLoss
+from src.data.train_dataset import task_for_step
+from src.losses import L1Loss, RestorationLoss, SupConLoss
 from src.runtime import log
 
 # Dynamic loss scaling for float16 compute (the official trainer's DynamicLossScaleUpdateCell settings).
@@ -28,7 +30,8 @@ LOSS_SCALE_INIT, LOSS_SCALE_FACTOR, LOSS_SCALE_WINDOW = 2.0 ** 16, 2.0, 1000
 
 
 class ScaledLoss(nn.Cell):
-    """``loss_net(lr, hr) * scale``, so that float16 gradients do not underflow."""
+    """``loss_net(lr, hr)`` with its first output (the differentiated total) multiplied by ``scale``, so that
+    float16 gradients do not underflow."""
 
     def __init__(self, loss_net, scale):
         super().__init__(auto_prefix=False)
@@ -36,42 +39,63 @@ class ScaledLoss(nn.Cell):
         self.scale = scale
 
     def construct(self, lr, hr):
-        return self.loss_net(lr, hr) * self.scale
+        total, l1, con = self.loss_net(lr, hr)
+        return total * self.scale, l1, con
+
+
+def loss_scale_state():
+    """The dynamic loss scale and its count of good steps: Parameters that several TrainSteps (one per task) share."""
+    return (Parameter(Tensor(LOSS_SCALE_INIT, ms.float32), name="loss_scale", requires_grad=False),
+            Parameter(Tensor(0, ms.int32), name="good_steps", requires_grad=False))
 
 
 class TrainStep(nn.Cell):
-    """One optimisation step, compiled as one graph: loss and gradients of ``loss_net(lr, hr)`` with respect to the
-    optimizer's parameters, optional global-norm clipping (``clip_norm`` > 0), then the optimizer's update.
+    """One optimisation step, compiled as one graph: loss and gradients of ``loss_net(lr, hr)`` (which returns
+    (total, L1, contrastive); the total is differentiated) with respect to the optimizer's parameters, their mean
+    over the ``world_size`` data-parallel ranks, optional global-norm clipping (``clip_norm`` > 0), then the
+    optimizer's update. Returns (total, L1, contrastive), averaged over the ranks.
 
-    With ``loss_scaling`` the loss is multiplied by a dynamic scale before differentiation and the gradients are
-    divided by it; a step whose gradients are not finite is skipped and halves the scale, ``LOSS_SCALE_WINDOW``
-    good steps in a row double it. Returns the (unscaled) loss.
+    With ``loss_scaling`` the loss is multiplied by a dynamic scale (``scale_state``, shared between the steps of
+    several tasks) before differentiation and the gradients are divided by it; a step whose gradients are not
+    finite is skipped and halves the scale, ``LOSS_SCALE_WINDOW`` good steps in a row double it.
     """
 
-    def __init__(self, loss_net, optimizer, clip_norm=0.0, loss_scaling=False):
+    def __init__(self, loss_net, optimizer, clip_norm=0.0, loss_scaling=False, scale_state=None, world_size=1):
         super().__init__(auto_prefix=False)
         self.optimizer = optimizer
         self.clip_norm = float(clip_norm)
         self.loss_scaling = loss_scaling
         if loss_scaling:
-            self.loss_scale = Parameter(Tensor(LOSS_SCALE_INIT, ms.float32), name="loss_scale", requires_grad=False)
-            self.good_steps = Parameter(Tensor(0, ms.int32), name="good_steps", requires_grad=False)
+            self.loss_scale, self.good_steps = scale_state or loss_scale_state()
             loss_net = ScaledLoss(loss_net, self.loss_scale)
         self.loss_net = loss_net
-        self.grad_fn = ms.value_and_grad(loss_net, None, optimizer.parameters)
+        self.grad_fn = ms.value_and_grad(loss_net, None, optimizer.parameters, has_aux=True)
+        self.world_size = world_size
+        self.parallel = world_size > 1
+        if self.parallel:
+            self.grad_reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world_size)
+            self.all_reduce = ops.AllReduce()
 
     def update(self, grads):
         if self.clip_norm > 0:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
         return self.optimizer(grads)
 
+    def mean_over_ranks(self, total, l1, con):
+        values = ops.stack([total, l1, con])
+        if self.parallel:
+            values = self.all_reduce(values) / self.world_size
+        return values
+
     def construct(self, lr, hr):
-        loss, grads = self.grad_fn(lr, hr)
+        (total, l1, con), grads = self.grad_fn(lr, hr)
+        if self.parallel:
+            grads = self.grad_reducer(grads)
         if not self.loss_scaling:
             self.update(grads)
-            return loss
+            return self.mean_over_ranks(total, l1, con)
         scale = self.loss_scale
-        loss = loss / scale
+        total = total / scale
         grads = tuple([g / scale for g in grads])
         finite = ms.amp.all_finite(grads)
         if finite:
@@ -79,7 +103,7 @@ class TrainStep(nn.Cell):
         grown = ops.select(self.good_steps == LOSS_SCALE_WINDOW - 1, scale * LOSS_SCALE_FACTOR, scale)
         ops.assign(self.loss_scale, ops.select(finite, grown, ops.maximum(scale / LOSS_SCALE_FACTOR, 1.0)))
         ops.assign(self.good_steps, ops.select(finite, (self.good_steps + 1) % LOSS_SCALE_WINDOW, 0))
-        return loss
+        return self.mean_over_ranks(total, l1, con)
 
 
 def learning_rate(optim_cfg, step):
@@ -93,36 +117,67 @@ def opt_state_path(ckpt_path):
 
 
 class Trainer:
-    """Fine-tunes ``task`` of ``ipt`` (the body and that task's head, tail and query) with L1 and Adam.
+    """Trains ``tasks`` of ``ipt`` with L1 (+ ``contrastive_weight`` * SupConLoss on the body's tokens) and Adam.
+
+    One task: fine-tuning (the body and that task's head, tail and query). Several: multi-task pre-training, one
+    task per step (``task_for_step(tasks, task_seed, step)``, the data stream's choice) and one Adam over the whole
+    model (an adapter's gradient is zero at the other tasks' steps, as in the official trainer). Each task's step is
+    its own graph, built and compiled at the task's first step, then reused.
 
     ``optim_cfg``: lr, betas, eps, weight_decay, clip_grad_norm, milestones, gamma. ``step`` counts completed steps.
+    Data parallel: ``world_size`` ranks average their gradients; only ``rank`` 0 writes files.
     """
 
-    def __init__(self, ipt, task, optim_cfg, loss_scaling=False):
-        self.ipt, self.task, self.optim_cfg = ipt, task, optim_cfg
-        net = ipt.task_net(task)
+    def __init__(self, ipt, tasks, optim_cfg, loss_scaling=False, contrastive_weight=0.0, temperature=0.07,
+                 contrastive_groups=1, task_seed=0, world_size=1, rank=0):
+        self.ipt, self.optim_cfg = ipt, optim_cfg
+        self.tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+        self.name = self.tasks[0] if len(self.tasks) == 1 else "pretrain"
+        self.task_seed, self.world_size, self.rank = task_seed, world_size, rank
+        params = (ipt.task_net(self.tasks[0]).trainable_params() if len(self.tasks) == 1
+                  else ipt.trainable_params())
         beta1, beta2 = optim_cfg.betas
-        self.optimizer = nn.Adam(net.trainable_params(), learning_rate=float(optim_cfg.lr), beta1=beta1, beta2=beta2,
+        self.optimizer = nn.Adam(params, learning_rate=float(optim_cfg.lr), beta1=beta1, beta2=beta2,
                                  eps=optim_cfg.eps, weight_decay=optim_cfg.weight_decay)
-        self.train_step = TrainStep(RestorationLoss(net, L1Loss()), self.optimizer, optim_cfg.clip_grad_norm,
-                                    loss_scaling)
-        self.train_step.set_train()
+        self.loss_scaling = loss_scaling
+        self.scale_state = loss_scale_state() if loss_scaling else None
+        self.contrastive_weight = float(contrastive_weight)
+        self.contrastive = SupConLoss(temperature, contrastive_groups) if contrastive_weight > 0 else None
+        self._steps = {}
         self.step = 0
+
+    def train_step(self, task):
+        """The TrainStep of ``task`` (built on first use; compiled on its first call)."""
+        if task not in self._steps:
+            net = self.ipt.task_net(task, return_tokens=self.contrastive is not None)
+            loss = RestorationLoss(net, L1Loss(), self.contrastive, self.contrastive_weight)
+            step = TrainStep(loss, self.optimizer, self.optim_cfg.clip_grad_norm, self.loss_scaling,
+                             self.scale_state, self.world_size)
+            step.set_train()
+            self._steps[task] = step
+        return self._steps[task]
+
+    def task_at(self, step):
+        """The task trained at step ``step`` + 1 (``step`` completed before it)."""
+        return self.tasks[0] if len(self.tasks) == 1 else task_for_step(self.tasks, self.task_seed, step)
 
     def state(self):
         """The optimizer's own parameters (not the model's) by name: moments, powers, step counter, loss scale."""
         model = {p.name for p in self.ipt.get_parameters()}
-        return {p.name: p for p in self.train_step.get_parameters() if p.name not in model}
+        own = {p.name: p for p in self.optimizer.get_parameters() if p.name not in model}
+        own.update({p.name: p for p in self.scale_state or ()})
+        return own
 
     def save(self, path, extra=None):
         """Our checkpoint at ``path`` with ``step`` and ``extra`` scalars, and its optimizer state beside it; the
-        state goes first, each file atomically."""
+        state goes first, each file atomically, so the checkpoint file only exists once its pair is complete."""
         opt_path = opt_state_path(path)
         opt_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = opt_path.with_name(f".{opt_path.name}.{os.getpid()}.tmp.ckpt")
         try:
             ms.save_checkpoint([{"name": k, "data": p} for k, p in self.state().items()], str(tmp),
                                append_dict={"step": self.step})
+            _fsync(tmp)
             os.replace(tmp, opt_path)
         finally:
             if tmp.exists():
@@ -157,55 +212,85 @@ class Trainer:
             param.set_data(Tensor(value, param.dtype))
         self.step = step
 
-    def fit(self, batches, steps, output_dir, log_every=100, save_every=0, extra=None):
-        """Train on ``batches`` ((lr, hr) Tensors) from ``self.step`` up to ``steps``.
+    def fit(self, batches, steps, output_dir, log_every=100, save_every=0, extra=None, samples_per_step=1,
+            unusable=None, validate=None, val_every=0):
+        """Train on ``batches`` ((lr, hr, skipped) Tensors) from ``self.step`` up to ``steps``.
 
-        Logs ``step N/M loss X lr Y s/step`` every ``log_every`` steps (loss averaged over them); a progress bar on
-        stdout only when it is a terminal. Writes ``ipt_<task>_step<N>.ckpt`` every ``save_every`` steps (0: never),
-        ``ipt_<task>_last.ckpt`` at the end, and ``loss.csv`` / ``loss.png`` with each checkpoint.
+        Logs ``step N/M task T L1 X contrastive Y lr Z S samples/s ETA`` every ``log_every`` steps (the step's
+        values, averaged over the ranks) and the compilation time of each task's graph; a progress bar on stdout
+        only when it is a terminal. ``samples_per_step`` is the global batch. ``unusable`` (an UnusableFiles)
+        counts and reports the image files the data stream skipped. Rank 0 writes ``ipt_<name>_step<N>.ckpt``
+        every ``save_every`` steps (0: never), ``ipt_<name>_last.ckpt`` at the end, and ``loss.csv`` /
+        ``loss.png`` with each checkpoint; ``validate(step)`` ({task: (PSNR-Y, input PSNR-Y)}) runs every
+        ``val_every`` steps and at the end, into ``val.csv`` / ``val.png``.
         """
         output_dir = Path(output_dir)
-        history = LossHistory(output_dir / "loss.csv", self.step)
-        bar = ProgressBar(steps, sys.stdout) if sys.stdout.isatty() else None
-        window, tic, compiled = [], time.perf_counter(), False
-        for lr, hr in batches:
+        writer = self.rank == 0
+        history = LossHistory(output_dir / "loss.csv", self.step, output_dir / "val.csv")
+        bar = ProgressBar(steps, sys.stdout) if sys.stdout.isatty() and writer else None
+        compiled, run_time, run_steps = set(), 0.0, 0
+        first_step, data_digest = self.step, hashlib.sha1()
+        tic = time.perf_counter()
+        for lr, hr, skipped in batches:
             if self.step >= steps:
                 break
+            task = self.task_at(self.step)
             rate = learning_rate(self.optim_cfg, self.step)
             self.optimizer.learning_rate.set_data(Tensor(rate, ms.float32))
-            loss = float(self.train_step(lr, hr).asnumpy())
+            total, l1, con = (float(v) for v in self.train_step(task)(lr, hr).asnumpy())
             self.step += 1
-            if not math.isfinite(loss):
-                if not self.train_step.loss_scaling:
-                    raise IPTError(f"the loss is {loss} at step {self.step}: training diverged; lower optim.lr or "
-                                   f"set optim.clip_grad_norm")
-                log.warning("step %d: loss %s, update skipped and loss scale lowered", self.step, loss)
-            history.add(self.step, loss, rate)
-            if bar:
-                bar.update(self.step, loss)
-            if not compiled:
-                compiled = True
-                self._log(bar, "step %d/%d loss %.4f lr %.3g (graph compilation included: %.1f s)", self.step, steps,
-                          loss, rate, time.perf_counter() - tic)
-                tic = time.perf_counter()
+            data_digest.update(lr.asnumpy().tobytes())
+            if unusable is not None:
+                unusable.add(skipped.asnumpy())
+            if not math.isfinite(total):
+                if not self.loss_scaling:
+                    raise IPTError(f"the loss is {total} at step {self.step} ({task}): training diverged; lower "
+                                   f"optim.lr or set optim.clip_grad_norm")
+                log.warning("step %d: loss %s, update skipped and loss scale lowered", self.step, total)
+            history.add(self.step, task, total, l1, con, rate)
+            toc = time.perf_counter()
+            if task not in compiled:
+                compiled.add(task)
+                self._log(bar, "step %d/%d task %s: graph compiled and run in %.1f s", self.step, steps, task,
+                          toc - tic)
             else:
-                window.append(loss)
-            if window and (self.step % log_every == 0 or self.step == steps):
-                toc = time.perf_counter()
-                self._log(bar, "step %d/%d loss %.4f lr %.3g %.3f s/step", self.step, steps, float(np.mean(window)),
-                          rate, (toc - tic) / len(window))
-                window, tic = [], toc
-            if save_every and self.step % save_every == 0:
-                self._save(output_dir / f"ipt_{self.task}_step{self.step}.ckpt", extra, history, bar)
+                run_time, run_steps = run_time + toc - tic, run_steps + 1
+            if bar:
+                bar.update(self.step, f"{task} L1 {l1:.3f}")
+            if self.step % log_every == 0 or self.step == steps:
+                per_step = run_time / run_steps if run_steps else float("nan")
+                self._log(bar, "step %d/%d task %s L1 %.4f contrastive %.4f lr %.3g %s samples/s ETA %s%s",
+                          self.step, steps, task, l1, con, rate, f"{samples_per_step / per_step:.1f}" if run_steps
+                          else "?",
+                          format_eta((steps - self.step) * per_step),
+                          f" ({unusable.count} unusable file(s) skipped)" if unusable and unusable.count else "")
+            if writer and validate and val_every and (self.step % val_every == 0 or self.step == steps):
+                self._validate(validate, history, bar)
+            if writer and save_every and self.step % save_every == 0:
+                self._save(output_dir / f"ipt_{self.name}_step{self.step}.ckpt", extra, history, bar)
+            tic = time.perf_counter()
         if bar:
             bar.clear()
         if self.step < steps:
             raise RuntimeError(f"the data stream ended at step {self.step} of {steps}")
-        self._save(output_dir / f"ipt_{self.task}_last.ckpt", extra, history, None)
+        if writer:
+            self._save(output_dir / f"ipt_{self.name}_last.ckpt", extra, history, None)
+        log.info("trained steps %d..%d%s", first_step, steps,
+                 f"; {unusable.count} unusable image file(s) skipped" if unusable and unusable.count else "")
+        # data-parallel replicas must end equal; their inputs must differ
+        log.info("rank %d of %d: parameters sha1 %s, inputs sha1 %s", self.rank, self.world_size,
+                 parameters_digest(self.ipt), data_digest.hexdigest())
+
+    def _validate(self, validate, history, bar):
+        results = validate(self.step)
+        for task, (psnr, base) in results.items():
+            history.add_val(self.step, task, psnr, base)
+        self._log(bar, "validation at step %d: %s", self.step,
+                  ", ".join(f"{t} PSNR-Y {p:.2f} dB (input {b:.2f})" for t, (p, b) in results.items()))
 
     def _save(self, path, extra, history, bar):
         self.save(path, extra)
-        history.write(f"L1 loss, {self.task}")
+        history.write(self.name)
         self._log(bar, "saved %s", path)
 
     @staticmethod
@@ -215,29 +300,100 @@ class Trainer:
         log.info(*args)
 
 
+def parameters_digest(net):
+    """SHA-1 of ``net``'s parameter values (float32 bytes, in name order)."""
+    digest = hashlib.sha1()
+    for p in sorted(net.get_parameters(), key=lambda q: q.name):
+        digest.update(p.name.encode())
+        digest.update(np.ascontiguousarray(p.asnumpy(), np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def format_eta(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _fsync(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 class LossHistory:
-    """(step, loss, lr) rows, kept in ``csv_path`` with a curve beside it (``loss.png``). Rows of an earlier run in
-    the same file are kept up to ``start`` (the step a resumed run starts from)."""
+    """Per-step (step, task, loss, l1, contrastive, lr) rows kept in ``csv_path`` with curves beside it
+    (``loss.png``), and validation (step, task, psnr_y, input_psnr_y) rows in ``val_path`` (``val.png``). Rows of
+    an earlier run in the same files are kept up to ``start`` (the step a resumed run starts from)."""
 
-    def __init__(self, csv_path, start=0):
+    COLUMNS = ("step", "task", "loss", "l1", "contrastive", "lr")
+    VAL_COLUMNS = ("step", "task", "psnr_y", "input_psnr_y")
+
+    def __init__(self, csv_path, start=0, val_path=None):
         self.csv_path = Path(csv_path)
-        self.rows = []
-        if start and self.csv_path.is_file():
-            with open(self.csv_path, newline="", encoding="utf-8") as f:
-                self.rows = [(int(r["step"]), float(r["loss"]), float(r["lr"])) for r in csv.DictReader(f)
-                             if int(r["step"]) <= start]
+        self.val_path = Path(val_path) if val_path else self.csv_path.with_name("val.csv")
+        self.rows = self._read(self.csv_path, start)
+        self.val_rows = self._read(self.val_path, start)
 
-    def add(self, step, loss, lr):
-        self.rows.append((step, loss, lr))
+    @staticmethod
+    def _read(path, start):
+        if not start or not path.is_file():
+            return []
+        with open(path, newline="", encoding="utf-8") as f:
+            return [tuple(v if k == "task" else (int(v) if k == "step" else float(v)) for k, v in r.items())
+                    for r in csv.DictReader(f) if int(r["step"]) <= start]
+
+    def add(self, step, task, loss, l1, contrastive, lr):
+        self.rows.append((step, task, loss, l1, contrastive, lr))
+
+    def add_val(self, step, task, psnr, input_psnr):
+        self.val_rows.append((step, task, psnr, input_psnr))
+
+    @staticmethod
+    def _write_csv(path, columns, rows):
+        with atomic_write(path, "w") as f:
+            f.write(",".join(columns) + "\n")
+            f.writelines(",".join(v if isinstance(v, str) else f"{v:.6g}" for v in r) + "\n" for r in rows)
 
     def write(self, title):
-        with atomic_write(self.csv_path, "w") as f:
-            f.write("step,loss,lr\n")
-            f.writelines(f"{s},{loss:.6g},{lr:.6g}\n" for s, loss, lr in self.rows)
-        finite = [(s, v) for s, v, _ in self.rows if math.isfinite(v)]
-        if finite:
-            steps, values = zip(*finite)
-            write_png(self.csv_path.with_suffix(".png"), plot_curve(steps, values, title))
+        self._write_csv(self.csv_path, self.COLUMNS, self.rows)
+        if self.val_rows:
+            self._write_csv(self.val_path, self.VAL_COLUMNS, self.val_rows)
+        tasks = sorted({r[1] for r in self.rows})
+        if len(tasks) == 1 and not any(r[4] for r in self.rows):
+            panels = [self._panel([(r[0], r[2]) for r in self.rows], f"L1 loss, {title}", 400, 720)]
+        else:
+            panels = [self._panel([(r[0], r[3]) for r in self.rows if r[1] == t], f"L1, {t}") for t in tasks]
+            if any(r[4] for r in self.rows):
+                panels.append(self._panel([(r[0], r[4]) for r in self.rows], "contrastive loss"))
+        panels = [p for p in panels if p is not None]
+        if panels:
+            write_png(self.csv_path.with_suffix(".png"), grid(panels))
+        val = [self._panel([(r[0], r[2]) for r in self.val_rows if r[1] == t], f"validation PSNR-Y (dB), {t}")
+               for t in sorted({r[1] for r in self.val_rows})]
+        val = [p for p in val if p is not None]
+        if val:
+            write_png(self.val_path.with_suffix(".png"), grid(val))
+
+    @staticmethod
+    def _panel(points, title, height=260, width=480):
+        points = [(s, v) for s, v in points if math.isfinite(v)]
+        if not points:
+            return None
+        steps, values = zip(*points)
+        return plot_curve(steps, values, title, height, width)
+
+
+def grid(panels, columns=2):
+    """Equal-sized RGB panels tiled ``columns`` wide (white where the last row is short); one panel as itself."""
+    if len(panels) == 1:
+        return panels[0]
+    h, w, _ = panels[0].shape
+    rows = -(-len(panels) // columns)
+    out = np.full((rows * h, columns * w, 3), 255, np.uint8)
+    for k, panel in enumerate(panels):
+        out[k // columns * h:(k // columns + 1) * h, k % columns * w:(k % columns + 1) * w] = panel
+    return out
 
 
 def plot_curve(steps, values, title, height=400, width=720):
@@ -279,9 +435,9 @@ class ProgressBar:
     def __init__(self, total, stream, width=30):
         self.total, self.stream, self.width = total, stream, width
 
-    def update(self, step, loss):
+    def update(self, step, text):
         filled = self.width * step // self.total
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {step}/{self.total} loss {loss:.4f}")
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {step}/{self.total} {text}")
         self.stream.flush()
 
     def clear(self):

@@ -73,6 +73,33 @@ def add_rain(hr, streak):
     return np.clip(hr.astype(np.float32) + streak, 0, 255)
 
 
+def procedural_rain(size, rng):
+    """A seeded synthetic rain-streak layer: size x size float32 on 0..255, to add to a clean image (``add_rain``).
+
+    Straight anti-aliased streaks drawn on a canvas three times wider (so that they enter from outside the crop) and
+    softened by a small Gaussian blur. Per layer: density (about 0.1 % to 0.8 % of the canvas pixels start a
+    streak), angle (-30..30 degrees from vertical, each streak within a few degrees of it), length (8..40 px),
+    width (1 or 2 px) and brightness (60..220, each streak 60..100 % of it) are all drawn from ``rng``; so a layer is
+    a function of the generator's state, like every other degradation here.
+    """
+    side = 3 * size
+    canvas = np.zeros((side, side), np.float32)
+    count = max(1, int(rng.uniform(0.001, 0.008) * side * side))
+    angle = np.deg2rad(rng.uniform(-30, 30))
+    max_len = rng.uniform(8, 40)
+    width = int(rng.integers(1, 3))
+    brightness = rng.uniform(60, 220)
+    starts = rng.uniform(0, side, (count, 2))
+    angles = angle + np.deg2rad(rng.normal(0, 2, count))
+    lengths = rng.uniform(0.5, 1.0, count) * max_len
+    levels = brightness * rng.uniform(0.6, 1.0, count)
+    ends = starts + lengths[:, None] * np.stack([np.sin(angles), np.cos(angles)], axis=1)
+    for (x0, y0), (x1, y1), level in zip(starts, ends, levels):
+        cv2.line(canvas, (int(x0), int(y0)), (int(x1), int(y1)), float(level), width, cv2.LINE_AA)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(0.4, 1.0))
+    return np.ascontiguousarray(canvas[size:2 * size, size:2 * size])
+
+
 def cover(image, size):
     """``image`` itself if both sides are >= size, else resized up bilinearly (aspect kept) until they are."""
     h, w = image.shape[:2]

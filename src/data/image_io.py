@@ -1,5 +1,6 @@
 """Reading and writing RGB images (8-bit, and 16-bit for restoration) and arrays, with one-line errors for bad inputs."""
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -13,8 +14,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 logger = logging.getLogger("ipt")
 
 
-def list_images(path) -> list:
-    """``[path]`` for an image file, or the sorted image files directly inside a directory (hidden files skipped)."""
+def list_images(path, recursive=False) -> list:
+    """``[path]`` for an image file, or the sorted image files directly inside a directory (hidden files skipped);
+    with ``recursive`` also those in its sub-folders at any depth (hidden folders skipped), e.g. ImageNet's
+    ``train/<class>/*.JPEG``."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file or directory")
@@ -25,22 +28,29 @@ def list_images(path) -> list:
     if not path.is_dir():
         raise ImageError(f"{path}: not a file or directory")
     try:
-        found = sorted(p for p in path.iterdir()
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+        if recursive:
+            found = sorted(Path(root, name) for root, dirs, names in os.walk(path)
+                           if not any(part.startswith(".") for part in Path(root).relative_to(path).parts)
+                           for name in names
+                           if Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."))
+        else:
+            found = sorted(p for p in path.iterdir()
+                           if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
     except OSError as exc:
         raise ImageError(f"{path}: cannot list directory: {exc.strerror}") from None
     if not found:
-        raise ImageError(f"{path}: no image files in this directory (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+        where = "this folder or its sub-folders" if recursive else "this directory"
+        raise ImageError(f"{path}: no image files in {where} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
     return found
 
 
-def read_rgb(path, allow_16bit=False) -> np.ndarray:
+def read_rgb(path, allow_16bit=False, warn=True) -> np.ndarray:
     """The image at ``path`` as a contiguous HxWx3 RGB array: uint8, or uint16 for a 16-bit file if ``allow_16bit``.
 
-    Grayscale is expanded to RGB and an alpha channel is dropped (each with a warning on the ``ipt`` logger);
-    unreadable, corrupt, empty and floating-point images are ImageErrors, and so are 16-bit images unless
-    ``allow_16bit`` (restoration takes them at full precision; training and benchmark scoring are 8-bit).
-    EXIF orientation is not applied.
+    Grayscale is expanded to RGB and an alpha channel is dropped (each with a warning on the ``ipt`` logger unless
+    ``warn`` is false, as for training's thousands of images); unreadable, corrupt, empty and floating-point images
+    are ImageErrors, and so are 16-bit images unless ``allow_16bit`` (restoration takes them at full precision;
+    training and benchmark scoring are 8-bit). EXIF orientation is not applied.
     """
     path = Path(path)
     try:
@@ -66,10 +76,12 @@ def read_rgb(path, allow_16bit=False) -> np.ndarray:
         raise ImageError(f"{path}: unsupported pixel type {img.dtype}; convert to 8-bit")
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels == 1:
-        logger.warning("%s: grayscale image converted to RGB", path)
+        if warn:
+            logger.warning("%s: grayscale image converted to RGB", path)
         return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2RGB)
     if channels == 4:
-        logger.warning("%s: alpha channel dropped", path)
+        if warn:
+            logger.warning("%s: alpha channel dropped", path)
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     if channels == 3:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -5,6 +5,7 @@ permutation of the folder every pass), where to crop, the noise, the rain layer 
 ``numpy.random.default_rng([seed, g])``. A run that resumes at step ``s`` therefore sees exactly the samples the
 uninterrupted run would have seen, whatever the worker count.
 """
+import logging
 import re
 
 import cv2
@@ -12,7 +13,7 @@ import numpy as np
 import mindspore.dataset as ds
 
 from src import errors
-from src.data.degradations import augment, degrade, hr_crop_size, random_crop
+from src.data.degradations import augment, degrade, hr_crop_size, procedural_rain, random_crop
 from src.data.image_io import read_rgb
 from src.errors import ImageError
 
@@ -32,28 +33,49 @@ def check_size(image, min_side, path):
                          f"{min_side} pixels on each side (the LR patch size)")
 
 
+MAX_SKIPS = 8  # unusable image files one sample can report (it skips any number of them)
+
+
+def task_for_step(tasks, seed, step):
+    """The task of optimisation step ``step`` of multi-task training: uniform over ``tasks`` and a function of
+    (seed, step) alone, so every data-parallel rank, and a resumed run, draws the same task at a step."""
+    tasks = tuple(tasks)
+    return tasks[int(np.random.default_rng([seed, step, 2]).integers(len(tasks)))]
+
+
 class TrainPairs:
-    """Random-access source of (lr, hr) float32 CHW pairs on 0..255 for one task.
+    """Random-access source of (lr, hr, skipped) samples for one task or, one task per step, for several.
+
+    ``lr`` and ``hr`` are float32 CHW on 0..255; ``skipped`` (int64, MAX_SKIPS) lists the indices in ``images`` of
+    unusable files this sample passed over (-1 padded), so that the training process can count and report them.
 
     Item ``i`` of this shard is sample ``(start + i) * num_shards + shard_id`` of the stream, so ``num_shards``
     data-parallel ranks with the same seed together read consecutive samples and never the same one. ``start`` is
-    the first local item (step * batch size when resuming). Images with a side below ``lr_patch_size`` are refused;
-    those smaller than an HR crop are resized up bilinearly. ``rain_images`` (rain-streak layers) are needed for
-    derain only.
+    the first local item (step * batch size when resuming). ``task`` is a task name, or a sequence of them: then
+    local item ``i`` belongs to step ``(start + i) // batch_size`` (``batch_size`` per shard) and takes that step's
+    ``task_for_step``; the step's global batch is samples step * batch_size * num_shards onwards on every shard.
+
+    Unusable images (unreadable, corrupt, or with a side below ``lr_patch_size``) are skipped: the sample takes the
+    next image of the same pass instead; only when no image of the list is usable is it an ImageError. Images smaller
+    than an HR crop are resized up bilinearly (as the official loader). Deraining adds a random crop of one of
+    ``rain_images`` (rain-streak layers) or, with ``procedural_rain``, a generated layer
+    (``degradations.procedural_rain``).
     """
 
     def __init__(self, images, task, length, lr_patch_size=48, seed=0, augment=True, rain_images=(), start=0,
-                 num_shards=1, shard_id=0):
-        if task == "derain" and not rain_images:
-            raise ValueError("derain needs rain-streak layers")
+                 num_shards=1, shard_id=0, batch_size=1, procedural_rain=False):
+        self.tasks = (task,) if isinstance(task, str) else tuple(task)
+        if "derain" in self.tasks and not rain_images and not procedural_rain:
+            raise ValueError("derain needs rain-streak layers or procedural_rain")
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id {shard_id} is not in [0, {num_shards})")
         self.images, self.rain_images = [str(p) for p in images], [str(p) for p in rain_images]
         self.task, self.length, self.lr_patch_size = task, length, lr_patch_size
-        self.hr_size = hr_crop_size(task, lr_patch_size)
         self.seed, self.augment, self.start = seed, augment, start
-        self.num_shards, self.shard_id = num_shards, shard_id
+        self.num_shards, self.shard_id, self.batch_size = num_shards, shard_id, batch_size
+        self.procedural_rain = procedural_rain
         self._order = (None, None)  # (pass number, permutation of the images) of the last sample
+        self._unusable = {}  # image index -> why (this process's memory of bad files, so each is decoded once)
 
     def __len__(self):
         return self.length
@@ -61,39 +83,74 @@ class TrainPairs:
     def sample_index(self, i):
         return (self.start + i) * self.num_shards + self.shard_id
 
-    def image_for(self, g):
-        """Path of sample ``g``'s image: every image once per pass of len(images) samples."""
-        n = len(self.images)
-        epoch = g // n
+    def task_of(self, i):
+        """The task of local item ``i``."""
+        if len(self.tasks) == 1:
+            return self.tasks[0]
+        return task_for_step(self.tasks, self.seed, (self.start + i) // self.batch_size)
+
+    def _permutation(self, epoch):
         if self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch, 1]).permutation(n))
-        return self.images[self._order[1][g % n]]
+            self._order = (epoch, np.random.default_rng([self.seed, epoch, 1]).permutation(len(self.images)))
+        return self._order[1]
+
+    def image_for(self, g, offset=0):
+        """Path of sample ``g``'s image (every image once per pass of len(images) samples); ``offset`` > 0: the
+        image ``offset`` places after it in the same pass (what the sample falls back to)."""
+        return self.images[self._image_index(g, offset)]
+
+    def _image_index(self, g, offset=0):
+        n = len(self.images)
+        return int(self._permutation(g // n)[(g % n + offset) % n])
+
+    def _read_usable(self, g):
+        """(HxWx3 uint8 image, indices of the unusable images passed over) for sample ``g``."""
+        skipped = []
+        for offset in range(len(self.images)):
+            index = self._image_index(g, offset)
+            if index not in self._unusable:
+                path = self.images[index]
+                try:
+                    image = read_rgb(path, warn=False)
+                    check_size(image, self.lr_patch_size, path)
+                    return image, skipped
+                except ImageError as exc:
+                    self._unusable[index] = str(exc)
+            skipped.append(index)
+        first = self._unusable[min(self._unusable)]
+        raise ImageError(f"none of the {len(self.images)} training image(s) can be used (unreadable or too small); "
+                         f"the first: {first}")
+
+    def rain_layer(self, rng):
+        """An lr_patch_size^2 rain-streak layer: a random crop of a random rain image, or a generated one."""
+        if not self.rain_images:
+            return procedural_rain(self.lr_patch_size, rng)
+        rain_path = self.rain_images[rng.integers(len(self.rain_images))]
+        layer = read_gray(rain_path)
+        check_size(layer, self.lr_patch_size, rain_path)
+        return random_crop(layer, self.lr_patch_size, rng)
 
     def __getitem__(self, i):
         if not 0 <= i < self.length:
             raise IndexError(i)
         g = self.sample_index(i)
+        task = self.task_of(i)
         rng = np.random.default_rng([self.seed, g])
-        path = self.image_for(g)
-        image = read_rgb(path)
-        check_size(image, self.lr_patch_size, path)
-        hr = random_crop(image, self.hr_size, rng)
-        streak = None
-        if self.task == "derain":
-            rain_path = self.rain_images[rng.integers(len(self.rain_images))]
-            layer = read_gray(rain_path)
-            check_size(layer, self.lr_patch_size, rain_path)
-            streak = random_crop(layer, self.lr_patch_size, rng)
-        lr, hr = degrade(self.task, hr, rng, streak)
+        image, skipped = self._read_usable(g)
+        hr = random_crop(image, hr_crop_size(task, self.lr_patch_size), rng)
+        streak = self.rain_layer(rng) if task == "derain" else None
+        lr, hr = degrade(task, hr, rng, streak)
         if self.augment:
             lr, hr = augment((lr, hr), rng)
-        return lr.transpose(2, 0, 1).copy(), hr.transpose(2, 0, 1).copy()
+        reported = np.full(MAX_SKIPS, -1, np.int64)
+        reported[:min(len(skipped), MAX_SKIPS)] = skipped[:MAX_SKIPS]
+        return lr.transpose(2, 0, 1).copy(), hr.transpose(2, 0, 1).copy(), reported
 
 
 def batches(source, batch_size, num_workers=1):
-    """Iterate ``source`` in order as (lr, hr) Tensor batches through a GeneratorDataset (``num_workers`` > 1:
+    """Iterate ``source`` in order as (lr, hr, skipped) Tensor batches through a GeneratorDataset (``num_workers`` > 1:
     worker processes). An IPTError raised inside a worker comes out as itself, not as the pipeline's report."""
-    dataset = ds.GeneratorDataset(source, column_names=["lr", "hr"], shuffle=False,
+    dataset = ds.GeneratorDataset(source, column_names=["lr", "hr", "skipped"], shuffle=False,
                                   num_parallel_workers=num_workers, python_multiprocessing=num_workers > 1)
     iterator = dataset.batch(batch_size, drop_remainder=True).create_tuple_iterator(num_epochs=1)
     while True:
@@ -118,3 +175,27 @@ def _user_error(exc):
         return None
     name, message = found[-1]
     return getattr(errors, name)(message)
+
+
+class UnusableFiles:
+    """The training process's count of the unusable image files the data stream skipped (``TrainPairs`` reports
+    their indices in ``images``); each is logged once with the reason."""
+
+    def __init__(self, images, lr_patch_size):
+        self.images, self.lr_patch_size = [str(p) for p in images], lr_patch_size
+        self.seen = set()
+
+    @property
+    def count(self):
+        return len(self.seen)
+
+    def add(self, indices):
+        for index in set(int(i) for i in np.ravel(indices) if i >= 0) - self.seen:
+            self.seen.add(index)
+            path = self.images[index]
+            try:
+                check_size(read_rgb(path, warn=False), self.lr_patch_size, path)
+                why = f"{path}: unusable"
+            except ImageError as exc:
+                why = str(exc)
+            logging.getLogger("ipt").warning("skipped: %s", why)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Training in one process (one device, or the CPU):
+#   bash scripts/run_standalone_train.sh DATA_DIR [train.py flags...]
+#   bash scripts/run_standalone_train.sh DIV2K_train_HR --ckpt_path IPT_pretrain.pt --task sr_x2 --device_target GPU
+# The log lines also go to OUTPUT_DIR/train.log (OUTPUT_DIR: --output_dir or train_output); the progress bar stays
+# on the terminal.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
+  echo "usage: bash scripts/run_standalone_train.sh DATA_DIR [train.py flags...]" >&2
+  exit 1
+fi
+DATA_DIR=$1
+shift
+[ -d "$DATA_DIR" ] || { echo "error: DATA_DIR $DATA_DIR: no such folder" >&2; exit 1; }
+OUTPUT_DIR=train_output
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in
+    --output_dir=*) OUTPUT_DIR=${args[$i]#--output_dir=} ;;
+    --output_dir) [ $((i + 1)) -lt ${#args[@]} ] && OUTPUT_DIR=${args[$((i + 1))]} ;;
+  esac
+done
+mkdir -p "$OUTPUT_DIR"
+PYTHON=python3
+if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; fi
+"$PYTHON" train.py --data.train_dir "$DATA_DIR" "$@" 2> >(tee -a "$OUTPUT_DIR/train.log" >&2)
