@@ -170,8 +170,40 @@ def load_exported(model_path):
     return run_batch, info
 
 
+def restore_through(model_path, image_path, output_path, tile_mode=None, compare_ckpt=None, tolerance=1e-3):
+    """Restore ``image_path`` through the exported file with the tiler (the sidecar's tile size, batch and default
+    mode), write the PNG atomically; with ``compare_ckpt`` also restore it with that checkpoint's Cell (the same task,
+    tile batch and mode) and raise an IPTError when they differ by more than ``tolerance`` on 0..255. Returns
+    (output float32 array, largest difference or None)."""
+    from src import tiler
+    from src.data.image_io import read_rgb, to_float, to_uint8, write_png
+    from src.errors import IPTError
+
+    run_batch, info = load_exported(model_path)
+    mode = tile_mode or info["tiling"]["default"]
+    if mode not in tiler.MODES:
+        raise ConfigError(f"tile mode {mode!r}; expected one of {', '.join(tiler.MODES)}")
+    image = to_float(read_rgb(image_path, allow_16bit=True))
+    out = tiler.restore(image, run_batch, info["scale"], info["tile_size"], info["batch_size"], mode)
+    write_png(output_path, to_uint8(out))
+    if compare_ckpt is None:
+        return out, None
+    from src.checkpoint.loader import load_model
+    from src.inference import Restorer
+
+    ipt, _ = load_model(compare_ckpt, info["task"])
+    reference = Restorer(ipt, info["task"], info["batch_size"], mode).restore(image)
+    diff = float(np.abs(out.astype(np.float64) - reference).max())
+    if not diff <= tolerance:
+        raise IPTError(f"{model_path}: its output differs from the Cell of {compare_ckpt} by {diff:.3g} on 0..255 "
+                       f"(tolerance {tolerance})")
+    return out, diff
+
+
 def main(argv=None):
-    """``python -m src.exported check MODEL [--batch_size N]``: the sidecar checked against the file, one line."""
+    """``python -m src.exported check MODEL [--batch_size N]``: the sidecar checked against the file, one line.
+    ``python -m src.exported restore MODEL --input IMAGE --output PNG [--compare_ckpt CKPT]``: an image restored
+    through the exported file with the tiler (optionally checked against the checkpoint's Cell)."""
     import argparse
     from src.errors import run_main
 
@@ -180,12 +212,30 @@ def main(argv=None):
     check = sub.add_parser("check", help="check MODEL's sidecar against the model file")
     check.add_argument("model")
     check.add_argument("--batch_size", type=int, default=None)
+    rest = sub.add_parser("restore", help="restore an image through MODEL with the tiler")
+    rest.add_argument("model")
+    rest.add_argument("--input", required=True, help="an image file")
+    rest.add_argument("--output", required=True, help="the restored PNG to write")
+    rest.add_argument("--tile_mode", choices=("fast", "paper"), default=None, help="default: the sidecar's")
+    rest.add_argument("--compare_ckpt", default=None,
+                      help="also restore with this checkpoint's Cell and fail if the outputs differ")
+    rest.add_argument("--tolerance", type=float, default=1e-3, help="largest difference allowed, on 0..255")
+    rest.add_argument("--device_target", default="CPU")
     args = parser.parse_args(argv)
 
     def run(_):
-        info = read_sidecar(args.model, args.batch_size)
-        print(f"{args.model}: {info['task']} x{info['scale']}, input {info['inputs'][0]['shape']} "
-              f"{info['inputs'][0]['dtype']}, output {info['outputs'][0]['shape']}: sidecar agrees with the file")
+        if args.command == "check":
+            info = read_sidecar(args.model, args.batch_size)
+            print(f"{args.model}: {info['task']} x{info['scale']}, input {info['inputs'][0]['shape']} "
+                  f"{info['inputs'][0]['dtype']}, output {info['outputs'][0]['shape']}: sidecar agrees with the file")
+            return 0
+        from src.runtime import setup
+        setup(args.device_target)
+        _, diff = restore_through(args.model, args.input, args.output, args.tile_mode, args.compare_ckpt,
+                                  args.tolerance)
+        print(f"{args.input} -> {args.output} through {args.model}"
+              + (f"; largest difference to the Cell of {args.compare_ckpt}: {diff:.2e} on 0..255"
+                 if diff is not None else ""))
         return 0
     return run_main(run)
 

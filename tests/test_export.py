@@ -4,11 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import mindspore as ms
 import numpy as np
 import pytest
 
-from src.checkpoint.loader import load_model
+from src.checkpoint.loader import load_model, save_checkpoint
 from src.errors import CheckpointError, ConfigError
 from src.exported import SIDECAR_KEYS, load_exported, read_model_io, read_sidecar, sidecar_path, write_sidecar
 from src.models.ipt import IPT
@@ -179,3 +180,33 @@ def test_float16_export_describes_itself(tmp_path):
     info = read_sidecar(tmp_path / "fp16.mindir")
     assert info["compute_dtype"] == "float16" and info["dtype"] == "float32"
     assert info["outputs"][0] == {**info["outputs"][0], "shape": [1, 3, 192, 192], "dtype": "float32"}
+
+
+def test_restore_command_checks_the_file_against_the_cell(exported, tmp_path):
+    """``python -m src.exported restore``: an image through the exported file, compared with the checkpoint's Cell;
+    against another checkpoint's Cell (other weights) it fails with one line."""
+    from skimage import data as skdata
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.ascontiguousarray(skdata.chelsea()[60:121, 100:153][..., ::-1]))
+
+    def restore(*extra):
+        proc = subprocess.run([sys.executable, "-m", "src.exported", "restore", exported["mindir"], "--input", image,
+                               "--output", tmp_path / "out.png", *map(str, extra)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    ours = tmp_path / "ours.ckpt"  # our checkpoints carry num_heads; the official file would need --num_heads
+    ipt, _ = load_model(exported["ckpt"], num_heads=3)
+    save_checkpoint(ipt, ours)
+    code, out, err = restore("--compare_ckpt", ours)
+    assert code == 0, err
+    assert "largest difference to the Cell" in out
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (183, 159, 3)
+    other = tmp_path / "other.ckpt"
+    for p in ipt.get_parameters():
+        if p.name.endswith("tail.conv.bias"):
+            p.set_data(ms.Tensor(p.asnumpy() + 5.0))
+    save_checkpoint(ipt, other)
+    code, _, err = restore("--compare_ckpt", other)
+    lines = user_lines(err)
+    assert code == 2 and "differs from the Cell of" in lines[-1], err
