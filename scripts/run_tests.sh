@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
-# Set everything up, then run the whole test suite on CPU. Extra arguments go to pytest.
+# Set everything up, build the C++ harness library and run its ctest cases, then run the whole pytest suite on CPU.
+# Extra arguments go to pytest. A missing compiler or package fails here (setup error), it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash ascend310_infer/build.sh --lib-only
+if ! (cd ascend310_infer/build && ctest --output-on-failure >ctest.log 2>&1); then
+  cat ascend310_infer/build/ctest.log
+  echo "run_tests: error: C++ unit tests (ctest) failed" >&2
+  exit 1
+fi
+grep -E "tests passed|tests failed" ascend310_infer/build/ctest.log | sed 's/^/ctest: /'
 exec .venv/bin/python -m pytest tests "$@"

@@ -20,3 +20,8 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null && ls "$wheel_dir"/torch-*cp
   .venv/bin/python -m pip install -q --disable-pip-version-check "$wheel_dir"/torch-*cpu*.whl \
     || echo "setup: optional PyTorch wheel did not install; fresh-fixture tests will be skipped"
 fi
+# The C++ harness (ascend310_infer/) needs a compiler, CMake, OpenCV and nlohmann-json from Debian; the quickstart,
+# which does not build it, skips them with IPT_SETUP_CPP=0.
+if [ "${IPT_SETUP_CPP:-1}" != 0 ]; then
+  bash scripts/setup_cpp.sh
+fi

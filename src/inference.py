@@ -1,34 +1,96 @@
-"""Restoring images with a loaded IPT: image arrays in, float outputs on the 0..255 scale out."""
+"""Restoring images of any size with a loaded IPT: the tiler (src/tiler.py) feeding one compiled task graph."""
 import numpy as np
 import mindspore as ms
 
-from src.errors import ImageError
+from src import tiler
 from src.models.ipt import IPT
 
 
-class Restorer:
-    """Runs one task of ``ipt`` on RGB uint8 images; compiles one graph (batch 1) on first use.
+def _ensemble_transforms():
+    """The 8 flips/transposes of the official ``forward_x8``, as (forward, inverse) pairs on HxWxC arrays."""
+    pairs = []
+    for transpose in (False, True):
+        for flip_h in (False, True):
+            for flip_v in (False, True):
+                def forward(a, t=transpose, fh=flip_h, fv=flip_v):
+                    if fv:
+                        a = a[:, ::-1]
+                    if fh:
+                        a = a[::-1]
+                    return a.transpose(1, 0, 2) if t else a
 
-    Only tile-sized inputs (patch_size x patch_size, 48x48 for the official models) are restored for now: the network
-    sees them in one pass. Larger images need the tiler.
+                def inverse(a, t=transpose, fh=flip_h, fv=flip_v):
+                    if t:
+                        a = a.transpose(1, 0, 2)
+                    if fh:
+                        a = a[::-1]
+                    return a[:, ::-1] if fv else a
+                pairs.append((forward, inverse))
+    return pairs
+
+
+class Restorer:
+    """Runs one task of ``ipt`` on images of any size through the tiler.
+
+    Every network call is a ``(tile_batch, 3, P, P)`` batch, so the graph compiles once per (task, tile_batch) in a
+    process whatever the image sizes; ``compiles`` counts the graphs MindSpore compiled for it, ``tiles_run`` the tiles sent to the network (fill-up copies of the last batch not counted).
     """
 
-    def __init__(self, ipt: IPT, task: str):
+    def __init__(self, ipt: IPT, task: str, tile_batch=8, tile_mode="fast", self_ensemble=False):
+        if tile_mode not in tiler.MODES:
+            raise ValueError(f"tile mode {tile_mode!r}; expected one of {', '.join(tiler.MODES)}")
         self.net = ipt.task_net(task)
         self.net.set_train(False)
+        self.task = task
         self.scale = self.net.scale
         self.patch_size = self.net.patch_size
         self.rgb_range = ipt.config.rgb_range
+        self.tile_batch = int(tile_batch)
+        self.tile_mode = tile_mode
+        self.self_ensemble = bool(self_ensemble)
+        self.tiles_run = 0
 
-    def check_size(self, image, name):
-        h, w = image.shape[:2]
-        if (h, w) != (self.patch_size, self.patch_size):
-            raise ImageError(f"{name}: {h}x{w} pixels; this version restores {self.patch_size}x{self.patch_size} "
-                             f"inputs (one network pass); tiling of larger images is not implemented yet")
+    @property
+    def compiles(self) -> int:
+        """Graphs compiled for this restorer's task net so far (MindSpore's per-cell compile cache)."""
+        return len(self.net.compile_cache)
 
-    def restore(self, image, name="image"):
-        """uint8 (H, W, 3) RGB -> float32 (H*s, W*s, 3) RGB on the 0..255 scale, before rounding and clipping."""
-        self.check_size(image, name)
-        x = image.astype(np.float32).transpose(2, 0, 1)[None] * (self.rgb_range / 255.0)
-        y = self.net(ms.Tensor(x)).asnumpy()[0]
-        return (y * (255.0 / self.rgb_range)).transpose(1, 2, 0)
+    def run_batch(self, batch):
+        """(tile_batch, 3, P, P) float32 on 0..255 -> (tile_batch, 3, P*s, P*s) float32 on 0..255."""
+        x = batch if self.rgb_range == 255 else batch * np.float32(self.rgb_range / 255.0)
+        y = self.net(ms.Tensor(np.ascontiguousarray(x, np.float32))).asnumpy()
+        return y if self.rgb_range == 255 else y * np.float32(255.0 / self.rgb_range)
+
+    def tiles_per_image(self, height, width):
+        """Network tiles one image of this LR size costs (x8 with self-ensemble)."""
+        n = len(tiler.make_plan(height, width, self.scale, self.patch_size, self.tile_mode).tiles)
+        return 8 * n if self.self_ensemble else n
+
+    def restore(self, image, progress=None):
+        """RGB (H, W, 3) on 0..255 (uint8, or float32 e.g. from a 16-bit file) -> float32 (H*s, W*s, 3) on 0..255,
+        before rounding and clipping. ``progress(tiles_done, tiles_total)`` after every batch."""
+        image = np.asarray(image, np.float32)
+        if not self.self_ensemble:
+            return self._restore_one(image, progress)
+        views = _ensemble_transforms()
+        per_view = self.tiles_per_image(*image.shape[:2]) // 8
+        total = None
+        for k, (forward, inverse) in enumerate(views):
+            def view_progress(done, _total, k=k):
+                if progress is not None:
+                    progress(k * per_view + done, 8 * per_view)
+            out = inverse(self._restore_one(np.ascontiguousarray(forward(image)), view_progress))
+            total = out.astype(np.float64) if total is None else total + out
+        return (total / 8).astype(np.float32)
+
+    def _restore_one(self, image, progress):
+        counted = []
+
+        def on_batch(done, total):
+            counted.append(done)
+            if progress is not None:
+                progress(done, total)
+        out = tiler.restore(image, self.run_batch, self.scale, self.patch_size, self.tile_batch, self.tile_mode,
+                            on_batch)
+        self.tiles_run += counted[-1] if counted else 0
+        return out

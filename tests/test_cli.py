@@ -1,4 +1,5 @@
 """The entry scripts as a user runs them: real processes, real checkpoints and photos, one-line errors."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,9 @@ def run(*args, cwd=ROOT):
 
 
 def error_line(stderr):
-    """The user-facing lines of stderr (MindSpore's own [WARNING] lines aside)."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[WARNING]")]
+    """The user-facing lines of stderr (MindSpore's own [WARNING] lines and our INFO log lines aside)."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[WARNING]")
+             and not re.match(r"\d{4}-\d\d-\d\d [\d:,]+ INFO ", ln)]  # progress log lines are not errors
     return lines
 
 
@@ -101,18 +103,15 @@ def test_bad_arguments_give_one_line(converted, photos, tmp_path, args, message)
 
 
 def test_bad_files_give_one_line(converted, tmp_path):
+    """(Images of any size and 16-bit images are restored: tests/test_eval.py.)"""
     big = tmp_path / "big.png"
     write_bgr(big, skdata.coffee()[:64, :80])
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image at all")
-    deep = tmp_path / "deep.png"
-    cv2.imwrite(str(deep), (skdata.chelsea()[:48, :48].astype(np.uint16) * 257))
     foreign = tmp_path / "foreign.ckpt"
     foreign.write_text("hello")
     cases = [
-        (converted, big, "big.png: 64x80 pixels; this version restores 48x48 inputs"),
         (converted, broken, "broken.png: cannot decode image"),
-        (converted, deep, "deep.png: 16-bit images are not supported; convert to 8-bit"),
         (foreign, big, "foreign.ckpt: not a readable checkpoint"),
         (tmp_path / "missing.ckpt", big, "missing.ckpt: no such checkpoint file"),
     ]
@@ -120,7 +119,7 @@ def test_bad_files_give_one_line(converted, tmp_path):
         code, _, err = run("eval.py", "--ckpt_path", ckpt, "--task", "sr_x2", "--input", image,
                            "--output", tmp_path / "out")
         lines = error_line(err)
-        assert code == 2 and message in lines[-1] and "Traceback" not in err, err
+        assert code == 2 and any(message in ln for ln in lines) and "Traceback" not in err, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from src.data.image_io import IMAGE_EXTENSIONS, list_images, read_rgb, save_npy, to_uint8, write_png
+from src.data.image_io import (IMAGE_EXTENSIONS, list_images, read_rgb, save_npy, to_float, to_uint8, to_uint16,
+                               write_png)
 from src.errors import ImageError
 from src.fileio import atomic_write
 
@@ -65,11 +66,29 @@ def test_rgba_png_drops_alpha(tmp_path, astronaut, caplog):
     assert [r.getMessage() for r in caplog.records] == [f"{path}: alpha channel dropped"]
 
 
-def test_16bit_png_rejected(tmp_path):
+def test_16bit_png_refused_unless_allowed(tmp_path):
     path = _imwrite(tmp_path / "deep.png", data.camera().astype(np.uint16) * 257)
     with pytest.raises(ImageError) as info:
         read_rgb(path)
-    assert str(info.value) == f"{path}: 16-bit images are not supported; convert to 8-bit"
+    assert str(info.value).startswith(f"{path}: 16-bit image; only restoration (eval.py --input) takes 16-bit")
+
+
+@pytest.mark.parametrize("ext", [".png", ".tiff"])
+def test_16bit_read_at_full_precision_and_written_back(tmp_path, astronaut, ext):
+    deep = astronaut.astype(np.uint16) * 257 + np.arange(astronaut.size, dtype=np.uint16).reshape(astronaut.shape) % 200
+    path = _imwrite(tmp_path / f"deep{ext}", cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    img = read_rgb(path, allow_16bit=True)
+    assert img.dtype == np.uint16
+    np.testing.assert_array_equal(img, deep)
+    x = to_float(img)
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, deep.astype(np.float32) * np.float32(255 / 65535))
+    assert len(np.unique(x[..., 0])) > 256                      # not rounded to 8 bits on the way in
+    write_png(tmp_path / "back.png", to_uint16(x))
+    back = cv2.imread(str(tmp_path / "back.png"), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back[..., ::-1], deep)        # round trip exact
+    np.testing.assert_array_equal(to_float(astronaut), astronaut.astype(np.float32))
 
 
 def test_float_tiff_rejected(tmp_path):

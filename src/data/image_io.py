@@ -1,4 +1,4 @@
-"""Reading and writing 8-bit RGB images and arrays, with one-line errors for bad inputs."""
+"""Reading and writing RGB images (8-bit, and 16-bit for restoration) and arrays, with one-line errors for bad inputs."""
 import logging
 import os
 from pathlib import Path
@@ -44,12 +44,13 @@ def list_images(path, recursive=False) -> list:
     return found
 
 
-def read_rgb(path, warn=True) -> np.ndarray:
-    """The image at ``path`` as a contiguous HxWx3 uint8 RGB array.
+def read_rgb(path, allow_16bit=False, warn=True) -> np.ndarray:
+    """The image at ``path`` as a contiguous HxWx3 RGB array: uint8, or uint16 for a 16-bit file if ``allow_16bit``.
 
     Grayscale is expanded to RGB and an alpha channel is dropped (each with a warning on the ``ipt`` logger unless
-    ``warn`` is false, as for training's thousands of images);
-    unreadable, corrupt, empty, 16-bit and floating-point images are ImageErrors. EXIF orientation is not applied.
+    ``warn`` is false, as for training's thousands of images); unreadable, corrupt, empty and floating-point images
+    are ImageErrors, and so are 16-bit images unless ``allow_16bit`` (restoration takes them at full precision;
+    training and benchmark scoring are 8-bit). EXIF orientation is not applied.
     """
     path = Path(path)
     try:
@@ -66,11 +67,12 @@ def read_rgb(path, warn=True) -> np.ndarray:
         raise ImageError(f"{path}: cannot decode image (corrupt or not an image)")
     if img.size == 0:
         raise ImageError(f"{path}: image has zero size")
-    if img.dtype == np.uint16:
-        raise ImageError(f"{path}: 16-bit images are not supported; convert to 8-bit")
+    if img.dtype == np.uint16 and not allow_16bit:
+        raise ImageError(f"{path}: 16-bit image; only restoration (eval.py --input) takes 16-bit images, "
+                         "training and benchmark scoring need 8-bit")
     if img.dtype.kind == "f":
         raise ImageError(f"{path}: floating-point images are not supported; convert to 8-bit")
-    if img.dtype != np.uint8:
+    if img.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"{path}: unsupported pixel type {img.dtype}; convert to 8-bit")
     channels = 1 if img.ndim == 2 else img.shape[2]
     if channels == 1:
@@ -87,10 +89,10 @@ def read_rgb(path, warn=True) -> np.ndarray:
 
 
 def write_png(path, rgb: np.ndarray) -> None:
-    """Write an HxWx3 uint8 RGB array to ``path`` as PNG, atomically (parent directories are created)."""
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 \
-            or rgb.size == 0:
-        raise ValueError(f"write_png needs a non-empty HxWx3 uint8 array, got "
+    """Write an HxWx3 uint8 or uint16 RGB array to ``path`` as an 8- or 16-bit PNG, atomically (parents created)."""
+    if not isinstance(rgb, np.ndarray) or rgb.dtype not in (np.uint8, np.uint16) or rgb.ndim != 3 \
+            or rgb.shape[2] != 3 or rgb.size == 0:
+        raise ValueError(f"write_png needs a non-empty HxWx3 uint8 or uint16 array, got "
                          f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}")
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
@@ -111,3 +113,20 @@ def to_uint8(x) -> np.ndarray:
     This equals IPT's ``quantize`` with ``rgb_range=255`` (clamp, then ``round``, which also rounds half to even).
     """
     return np.clip(np.rint(np.asarray(x)), 0, 255).astype(np.uint8)
+
+
+UINT16_TO_255 = np.float32(255.0 / 65535.0)
+
+
+def to_float(rgb) -> np.ndarray:
+    """An image as float32 on the 0..255 scale: uint8 by plain conversion, uint16 as ``x * (255 / 65535)`` in float32
+    (full precision: never rounded to 8 bits)."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint16:
+        return rgb.astype(np.float32) * UINT16_TO_255
+    return rgb.astype(np.float32)
+
+
+def to_uint16(x) -> np.ndarray:
+    """Values on the 0..255 scale as 16-bit: ``clip(rint(x * 65535 / 255), 0, 65535)``."""
+    return np.clip(np.rint(np.asarray(x, np.float64) * (65535.0 / 255.0)), 0, 65535).astype(np.uint16)

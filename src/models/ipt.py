@@ -12,7 +12,7 @@ from mindspore import nn, ops
 
 from src.errors import ConfigError
 from src.tasks import get_task
-from src.models.layers import (Conv2d, LayerNorm, Linear, MultiheadAttention, add_table, normal_parameter,
+from src.models.layers import (Conv2d, channel_bias_add, LayerNorm, Linear, MultiheadAttention, add_table, normal_parameter,
                                numpy_constant, permute, FP32)
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official MeanShift
@@ -137,11 +137,12 @@ class PixelShuffle(nn.Cell):
     def __init__(self, r):
         super().__init__()
         self.r = r
+        self.onnx_ops = False  # see layers.use_onnx_ops
 
     def construct(self, x):
         n, c, h, w = x.shape
         r = self.r
-        x = permute(x.reshape(n, c // (r * r), r, r, h, w), (0, 1, 4, 2, 5, 3))
+        x = permute(x.reshape(n, c // (r * r), r, r, h, w), (0, 1, 4, 2, 5, 3), self.onnx_ops)
         return x.reshape(n, c // (r * r), h * r, w * r)
 
 
@@ -218,6 +219,7 @@ class Body(nn.Cell):
         super().__init__()
         dim, hidden = cfg.token_dim, cfg.hidden_dim
         self.n_feats, self.patch_dim, self.grid = cfg.n_feats, cfg.patch_dim, cfg.patch_size // cfg.patch_dim
+        self.onnx_ops = False  # see layers.use_onnx_ops
         self.linear_encoding = Linear(dim, dim, compute_dtype=compute_dtype)
         self.position_embedding = normal_parameter((cfg.num_tokens, dim), "position_embedding")
         layer_args = (dim, cfg.num_heads, cfg.num_tokens, hidden, cfg.out_proj_bias, compute_dtype)
@@ -230,13 +232,13 @@ class Body(nn.Cell):
     def to_tokens(self, x):
         """(N, C, H, W) -> (N, tokens, C*p*p); value index c*p*p + ky*p + kx, tokens row-major (torch unfold)."""
         n, p, g = x.shape[0], self.patch_dim, self.grid
-        x = permute(x.reshape(n, self.n_feats, g, p, g, p), (0, 2, 4, 1, 3, 5))
+        x = permute(x.reshape(n, self.n_feats, g, p, g, p), (0, 2, 4, 1, 3, 5), self.onnx_ops)
         return x.reshape(n, g * g, self.n_feats * p * p)
 
     def from_tokens(self, t):
         """Inverse of ``to_tokens`` (torch fold with kernel = stride)."""
         n, p, g = t.shape[0], self.patch_dim, self.grid
-        t = permute(t.reshape(n, g, g, self.n_feats, p, p), (0, 3, 1, 4, 2, 5))
+        t = permute(t.reshape(n, g, g, self.n_feats, p, p), (0, 3, 1, 4, 2, 5), self.onnx_ops)
         return t.reshape(n, self.n_feats, g * p, g * p)
 
     def construct(self, x, query):
@@ -297,11 +299,12 @@ class IPTTaskNet(nn.Cell):
         self.neg_mean = numpy_constant([-m * ipt.config.rgb_range for m in RGB_MEAN], (3,))
         self.bias_add = ops.BiasAdd()
         self.return_tokens = return_tokens
+        self.onnx_ops = False  # see layers.use_onnx_ops
 
     def construct(self, x):
-        h = self.head(self.bias_add(x, self.neg_mean))
+        h = self.head(channel_bias_add(x, self.neg_mean, self.bias_add, self.onnx_ops))
         features, tokens = self.body(h, self.query)
-        out = self.bias_add(self.tail(features + h), self.mean)
+        out = channel_bias_add(self.tail(features + h), self.mean, self.bias_add, self.onnx_ops)
         if self.return_tokens:
             return out, tokens
         return out

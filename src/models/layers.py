@@ -70,10 +70,18 @@ class Conv2d(_Precision):
                                             (out_channels, in_channels, kernel_size, kernel_size), FP32), name="weight")
         self.bias = Parameter(initializer(_uniform_bias(fan_in), (out_channels,), FP32), name="bias")
         self.conv = ops.Conv2D(out_channels, kernel_size, pad_mode="pad", pad=kernel_size // 2)
+        # The same convolution with the kernel size as a pair: MindSpore 2.10's ONNX exporter fails on the int
+        # ``kernel_size`` attribute ("Cast value from type Int64Imm to ValueTuple"). Used only with ``onnx_ops``.
+        self.conv_onnx = ops.Conv2D(out_channels, (kernel_size, kernel_size), pad_mode="pad", pad=kernel_size // 2)
+        self.onnx_ops = False
         self.bias_add = ops.BiasAdd()
 
     def construct(self, x):
-        return self.bias_add(self._out(self.conv(self._in(x), self._in(self.weight))), self.bias)
+        if self.onnx_ops:
+            y = self.conv_onnx(self._in(x), self._in(self.weight))
+        else:
+            y = self.conv(self._in(x), self._in(self.weight))
+        return channel_bias_add(self._out(y), self.bias, self.bias_add, self.onnx_ops)
 
 
 class LayerNorm(nn.Cell):
@@ -173,14 +181,44 @@ def head_rows(num_tokens, num_heads, part, parts):
     return ((l * parts + part) * num_heads + h).reshape(-1).astype(np.int32)
 
 
-def permute(x, perm):
+def permute(x, perm, onnx_ops=False):
     """Axis permutation for the few reshuffles outside the attention (tokens <-> feature map, pixel shuffle).
 
     ``mint.permute`` (a view, copied by the consumer) rather than ``ops.Transpose``: in MindSpore 2.10 graph mode on CPU
     every Transpose output stayed alive until the end of the graph. The view's copy is slow (a generic element-wise
     kernel), which is why the attention splits heads with ``head_rows`` gathers instead. Values are never changed.
+
+    ``onnx_ops`` (set by ``use_onnx_ops``, for ONNX export only) takes ``ops.transpose`` instead: MindSpore 2.10's
+    ONNX exporter has no ``TransposeView``. Both copy the same values.
     """
+    if onnx_ops:
+        return ops.transpose(x, perm)
     return mint.permute(x, perm)
+
+
+def channel_bias_add(x, bias, bias_add, onnx_ops=False):
+    """``x + bias`` per channel of an NCHW ``x``: ``bias_add`` (an ``ops.BiasAdd()``), or with ``onnx_ops`` a
+    broadcasting Add of the (1, C, 1, 1) bias. Same float32 sums; MindSpore 2.10 exports BiasAdd to ONNX as a plain
+    Add of the (C,) vector, which broadcasts over the last axis (W), not C, and onnxruntime rejects it."""
+    if onnx_ops:
+        return x + bias.reshape(1, -1, 1, 1)
+    return bias_add(x, bias)
+
+
+def use_onnx_ops(net, enabled=True):
+    """Switch every cell of ``net`` that has an ``onnx_ops`` flag to its ONNX-exportable op sequence (``enabled=False``
+    switches back); returns how many cells have the flag.
+
+    For ``ms.export(..., "ONNX")`` only: the switched ops compute the same values (a transpose instead of a permute
+    view, a convolution whose kernel size is written as a pair, a broadcasting Add instead of an NCHW BiasAdd), while the default graph, the one trained, evaluated
+    and exported to MindIR, is never switched.
+    """
+    switched = 0
+    for _, cell in net.cells_and_names():
+        if hasattr(cell, "onnx_ops"):
+            cell.onnx_ops = enabled
+            switched += 1
+    return switched
 
 
 def add_table(x, table, bias_add):
