@@ -5,8 +5,8 @@
 For each task it reads what ``eval.py --benchmark DIR --baseline true --save_outputs true --output OUT/<task>/restored
 --metrics_json OUT/<task>/metrics.json`` wrote, rebuilds the inputs and the baseline with the same code
 (``src.data.benchmark_sets``), and writes ``OUT/<task>/comparison.png``: one row per photo, panels
-input | bicubic or noisy | IPT | ground truth, each with a zoomed crop (the most detailed 48x48 of the ground truth)
-and the PSNR-Y in the caption. Then it prints the table of every task: IPT and baseline PSNR-Y / SSIM-Y, and the gain.
+input | bicubic | IPT | ground truth (denoising and deraining: noisy or rainy input | IPT | ground truth), each with
+a zoomed crop (the most detailed 48x48 of the ground truth) and the PSNR-Y in the caption. Then it prints the table of every task: IPT and baseline PSNR-Y / SSIM-Y, and the gain.
 """
 import argparse
 import json
@@ -65,12 +65,14 @@ def sheet(benchmark, task, out_dir, metrics):
         if spec.scale > 1:  # the LR input at the output size, each pixel repeated, so that the panels line up
             shown_input = cv2.resize(shown_input, (hr.shape[1], hr.shape[0]), interpolation=cv2.INTER_NEAREST)
         m = by_name[pair.name]
-        captions = [f"{pair.name}: input" + (f" (x{spec.scale} LR)" if spec.scale > 1 else ""),
-                    f"{baseline_name}: {m['baseline']['psnr_y']:.2f} dB",
+        images = [shown_input, base, restored, hr]
+        captions = [f"{pair.name}: input (x{spec.scale} LR)", f"{baseline_name}: {m['baseline']['psnr_y']:.2f} dB",
                     f"IPT: {m['psnr_y']:.2f} dB", "ground truth"]
+        if spec.scale == 1:  # the baseline is the input itself: one panel for both
+            images, captions = images[1:], [f"{pair.name}: {captions[1]}"] + captions[2:]
         corner = detailed_crop(hr)
         width = max(hr.shape[1], CROP * ZOOM)
-        panels = [panel(img, cap, corner, width) for img, cap in zip((shown_input, base, restored, hr), captions)]
+        panels = [panel(img, cap, corner, width) for img, cap in zip(images, captions)]
         gap = np.full((panels[0].shape[0], GAP, 3), PAPER, np.uint8)
         rows.append(np.hstack([p if i == 0 else np.hstack([gap, p]) for i, p in enumerate(panels)]))
     width = max(r.shape[1] for r in rows)

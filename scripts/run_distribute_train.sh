@@ -40,14 +40,8 @@ positive_int "$NODES" || fail "IPT_NODES is '$NODES'; expected a positive intege
 [[ "$MASTER_PORT" =~ ^[0-9]+$ ]] && [ "$MASTER_PORT" -ge 1024 ] && [ "$MASTER_PORT" -le 65535 ] \
   || fail "IPT_MASTER_PORT is '$MASTER_PORT'; expected a port number in 1024..65535"
 
-OUTPUT_DIR=train_output
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case "${args[$i]}" in
-    --output_dir=*) OUTPUT_DIR=${args[$i]#--output_dir=} ;;
-    --output_dir) [ $((i + 1)) -lt ${#args[@]} ] && OUTPUT_DIR=${args[$((i + 1))]} ;;
-  esac
-done
+source scripts/train_common.sh
+OUTPUT_DIR=$(output_dir_of "$@")
 LOG_DIR="$OUTPUT_DIR/logs/msrun_$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$LOG_DIR"
 

@@ -43,14 +43,8 @@ for device_id, rank_id in devices[index]:
 PY
 )
 RANK_SIZE=$(echo "$table" | head -n 1)
-OUTPUT_DIR=train_output
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case "${args[$i]}" in
-    --output_dir=*) OUTPUT_DIR=${args[$i]#--output_dir=} ;;
-    --output_dir) [ $((i + 1)) -lt ${#args[@]} ] && OUTPUT_DIR=${args[$((i + 1))]} ;;
-  esac
-done
+source scripts/train_common.sh
+OUTPUT_DIR=$(output_dir_of "$@")
 mkdir -p "$OUTPUT_DIR/logs"
 export RANK_TABLE_FILE RANK_SIZE
 pids=()

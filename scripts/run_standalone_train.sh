@@ -13,14 +13,8 @@ fi
 DATA_DIR=$1
 shift
 [ -d "$DATA_DIR" ] || { echo "error: DATA_DIR $DATA_DIR: no such folder" >&2; exit 1; }
-OUTPUT_DIR=train_output
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case "${args[$i]}" in
-    --output_dir=*) OUTPUT_DIR=${args[$i]#--output_dir=} ;;
-    --output_dir) [ $((i + 1)) -lt ${#args[@]} ] && OUTPUT_DIR=${args[$((i + 1))]} ;;
-  esac
-done
+source scripts/train_common.sh
+OUTPUT_DIR=$(output_dir_of "$@")
 mkdir -p "$OUTPUT_DIR"
 PYTHON=python3
 if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; fi
