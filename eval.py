@@ -24,6 +24,7 @@ from src.errors import ConfigError, ImageError, run_main
 from src.fileio import atomic_write
 from src.inference import Restorer
 from src.metrics import border_for, score
+from src.progress import ProgressBar
 from src.runtime import log, setup
 from src.tasks import get_task, pick_task
 from src.tiler import MODES
@@ -37,7 +38,7 @@ class TileProgress:
 
     def __init__(self, total_images, stream=sys.stderr):
         self.total_images, self.stream = total_images, stream
-        self.tty = stream.isatty()
+        self.bar = ProgressBar(1, stream, width=24) if stream.isatty() else None
         self.tiles_done, self.start = 0, time.perf_counter()
 
     def image(self, index, name):
@@ -45,19 +46,17 @@ class TileProgress:
 
         def update(done, total):
             self.image_tiles = done
-            if self.tty:
+            if self.bar:
                 rate = (self.tiles_done + done) / max(time.perf_counter() - self.start, 1e-9)
-                filled = 24 * done // total
-                self.stream.write(f"\r[{index}/{self.total_images}] {name} [{'#' * filled}{'.' * (24 - filled)}] "
-                                  f"{done}/{total} tiles {rate:.2f} tiles/s\033[K")
-                self.stream.flush()
+                self.bar.update(done, f"tiles {rate:.2f} tiles/s", prefix=f"[{index}/{self.total_images}] {name} ",
+                                total=total)
         return update
 
     def done(self, message):
         seconds = time.perf_counter() - self.image_start
         self.tiles_done += self.image_tiles
-        if self.tty:
-            self.stream.write("\r\033[K")
+        if self.bar:
+            self.bar.clear()
         log.info("[%d/%d] %s (%d tiles, %.1f s, %.2f tiles/s)", self.index, self.total_images, message,
                  self.image_tiles, seconds, self.image_tiles / max(seconds, 1e-9))
 

@@ -24,6 +24,7 @@ from src.errors import CheckpointError, IPTError
 from src.fileio import atomic_write
 from src.data.train_dataset import task_for_step
 from src.losses import L1Loss, RestorationLoss, SupConLoss
+from src.progress import ProgressBar
 from src.runtime import log
 
 # Dynamic loss scaling for float16 compute (the official trainer's DynamicLossScaleUpdateCell settings).
@@ -430,19 +431,3 @@ def plot_curve(steps, values, title, height=400, width=720):
     cv2.putText(img, title, (left, 24), font, 0.55, ink, 1, cv2.LINE_AA)
     cv2.putText(img, "step", (width // 2 - 14, height - 8), font, 0.45, ink, 1, cv2.LINE_AA)
     return img
-
-
-class ProgressBar:
-    """A one-line bar redrawn in place on a terminal ``stream``."""
-
-    def __init__(self, total, stream, width=30):
-        self.total, self.stream, self.width = total, stream, width
-
-    def update(self, step, text):
-        filled = self.width * step // self.total
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {step}/{self.total} {text}")
-        self.stream.flush()
-
-    def clear(self):
-        self.stream.write("\r\033[K")
-        self.stream.flush()
