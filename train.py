@@ -25,7 +25,7 @@ from src.data.train_dataset import TrainPairs, UnusableFiles, batches
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
 from src.runtime import distributed_device_id, init_data_parallel, launched_world_size, log, setup
-from src.tasks import get_task, pick_task
+from src.tasks import check_task_list, get_task, pick_task
 from src.training import Trainer, opt_state_path
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "train.yaml"
@@ -60,12 +60,7 @@ def check_numbers(cfg):
                           f"pretrain, 0 for finetune)")
     if cfg.loss.temperature <= 0:
         raise ConfigError(f"loss.temperature is {cfg.loss.temperature}; it must be positive")
-    if not cfg.tasks:
-        raise ConfigError("tasks is empty; pre-training needs at least one task")
-    for name in cfg.tasks:
-        get_task(name)
-    if len(set(cfg.tasks)) != len(cfg.tasks):
-        raise ConfigError(f"tasks names a task twice: {cfg.tasks}")
+    check_task_list(cfg.tasks, "tasks")
 
 
 def resolve_compute_dtype(value, device_target):

@@ -36,6 +36,18 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
+def check_task_list(names, key):
+    """A list of task names as config key ``key`` holds it: not empty, every name known, none twice (ConfigErrors
+    naming ``key``)."""
+    names = list(names)
+    if not names:
+        raise ConfigError(f"{key} is empty: an IPT model needs at least one task")
+    for name in names:
+        get_task(name)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{key} names a task twice: {names}")
+
+
 def tasks_for_scales(scales, given=None):
     """Name the tasks of a checkpoint whose tails have ``scales`` (in head/tail order).
 

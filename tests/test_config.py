@@ -205,3 +205,17 @@ def test_import_reads_no_argv(default):
     done = subprocess.run([sys.executable, "-c", code, "--no-such-key", "x"], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "300\n", "")
+
+
+def test_task_lists_are_checked_in_one_place():
+    """src.tasks.check_task_list: what IPTConfig (model.tasks) and train.py (tasks) refuse, naming their key."""
+    from src.errors import ConfigError
+    from src.models.ipt import IPTConfig
+    from src.tasks import check_task_list
+    check_task_list(["sr_x2", "derain"], "tasks")
+    for names, message in (([], "tasks is empty"), (["sr_x2", "sr_x2"], "tasks names a task twice"),
+                           (["sr_x5"], "unknown task 'sr_x5'")):
+        with pytest.raises(ConfigError, match=message):
+            check_task_list(names, "tasks")
+    with pytest.raises(ConfigError, match="model.tasks names a task twice"):
+        IPTConfig(tasks=("derain", "derain"))

@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 from mindspore import nn, ops
 
 from src.errors import ConfigError
-from src.tasks import get_task
+from src.tasks import check_task_list, get_task
 from src.models.layers import (Conv2d, channel_bias_add, LayerNorm, Linear, MultiheadAttention, add_table, normal_parameter,
                                numpy_constant, permute, FP32)
 
@@ -35,12 +35,7 @@ class IPTConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "tasks", tuple(self.tasks))
-        if not self.tasks:
-            raise ConfigError("model.tasks is empty: an IPT model needs at least one task")
-        for name in self.tasks:
-            get_task(name)
-        if len(set(self.tasks)) != len(self.tasks):
-            raise ConfigError(f"model.tasks names a task twice: {list(self.tasks)}")
+        check_task_list(self.tasks, "model.tasks")
         if self.patch_size % self.patch_dim:
             raise ConfigError(f"model.patch_size {self.patch_size} is not a multiple of model.patch_dim {self.patch_dim}")
         if self.token_dim % self.num_heads:
