@@ -14,8 +14,6 @@ plus the tile counts: ours per mode, and the official PyTorch ``forward_chop``'s
 """
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -26,16 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TINY = dict(n_feats=4, num_heads=3, num_encoder_layers=1, num_decoder_layers=1)  # --tiny: the test suite's sizes
-
-
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def worker(args):
@@ -79,6 +67,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args._mode:
         return worker(args)
+    from src.fileio import atomic_write
     from src.tiler import official_tile_count
     results = []
     for mode in args.modes:
@@ -86,12 +75,14 @@ def main(argv=None):
             out = Path(tmp) / "result.json"
             cmd = [sys.executable, __file__, "--size", str(args.size), "--tile_batch", str(args.tile_batch),
                    "--_mode", mode, "--_result", str(out)] + (["--tiny"] if args.tiny else [])
-            proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"})
+            proc = subprocess.run(cmd, cwd=ROOT)  # the worker's setup() picks the CPU kernels
             if proc.returncode != 0:
                 print(f"error: the {mode} worker failed (status {proc.returncode})", file=sys.stderr)
                 return 1
             results.append(json.loads(out.read_text()))
-    summary = {"size": args.size, "scale": 2, "tile_batch": args.tile_batch, "tiny": args.tiny, "cpu": cpu_name(),
+    from src.runtime import cpu_description  # after the workers: importing MindSpore changes os.environ
+    summary = {"size": args.size, "scale": 2, "tile_batch": args.tile_batch, "tiny": args.tiny,
+               "cpu": cpu_description()[0],
                "official_forward_chop_tiles": official_tile_count(args.size, args.size), "results": results}
     print(f"{args.size}x{args.size} LR at x2, tile batch {args.tile_batch}, "
           f"{'tiny' if args.tiny else 'official'} sizes, {summary['cpu']}")
@@ -101,8 +92,9 @@ def main(argv=None):
         print(f"{r['mode']:<6} {r['tiles']:>6} {r['compile_s']:>10.1f} {r['seconds_per_image']:>9.2f} "
               f"{r['tiles_per_s']:>8.2f} {r['compiles']:>9} {r['peak_rss_gb']:>7.2f} GB")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=1) + "\n")
+        with atomic_write(args.json, "w") as f:
+            json.dump(summary, f, indent=1)
+            f.write("\n")
     return 0 if all(r["compiles"] == 1 for r in results) else 1
 
 
