@@ -104,7 +104,7 @@ def test_op_profile_tiny_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
     ops = {o["op_type"]: o for o in data["ops"]}
-    assert {"MatMul", "BatchMatMul", "Conv2D", "LayerNorm", "Softmax"} <= set(ops)
+    assert {"MatMul", "BatchMatMul", "Conv2D", "Softmax", "Gather"} <= set(ops)
     assert sum(o["share"] for o in data["ops"]) == pytest.approx(1.0)
     assert data["sum_ms_per_call"] == pytest.approx(sum(o["ms_per_call"] for o in data["ops"]))
     assert data["config"]["n_feats"] == 4 and data["matmul_peak_gflops"] > 0

@@ -12,8 +12,8 @@ from mindspore import nn, ops
 
 from src.errors import ConfigError
 from src.tasks import check_task_list, get_task
-from src.models.layers import (Conv2d, channel_bias_add, LayerNorm, Linear, MultiheadAttention, add_table, normal_parameter,
-                               numpy_constant, permute, FP32)
+from src.models.layers import (Conv2d, channel_bias_add, LayerNorm, Linear, MultiheadAttention, RowBiasAdd, add_table,
+                               normal_parameter, numpy_constant, permute, FP32)
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official MeanShift
 UPSAMPLE_STAGES = {1: [], 2: [2], 3: [3], 4: [2, 2]}  # pixel-shuffle factors of the official tails, by scale
@@ -198,7 +198,7 @@ class DecoderLayer(nn.Cell):
         self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
         self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
         self.relu = nn.ReLU()
-        self.bias_add = ops.BiasAdd()
+        self.bias_add = RowBiasAdd()
 
     def construct(self, t, memory, query):
         a = self.norm1(t)
@@ -222,7 +222,7 @@ class Body(nn.Cell):
         self.decoder = nn.CellList([DecoderLayer(*layer_args) for _ in range(cfg.num_decoder_layers)])
         self.mlp_head = nn.SequentialCell([Linear(dim, hidden, compute_dtype=compute_dtype), nn.ReLU(),
                                            Linear(hidden, dim, compute_dtype=compute_dtype)])
-        self.bias_add = ops.BiasAdd()
+        self.bias_add = RowBiasAdd()
 
     def to_tokens(self, x):
         """(N, C, H, W) -> (N, tokens, C*p*p); value index c*p*p + ky*p + kx, tokens row-major (torch unfold)."""
