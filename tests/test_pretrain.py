@@ -74,6 +74,23 @@ def test_contrastive_loss_matches_numpy(shape, groups):
     np.testing.assert_allclose(got, supcon_numpy(tokens, 0.07, groups), rtol=2e-5)
 
 
+@pytest.mark.parametrize("shape, groups", [((3, 4, 8), 1), ((4, 3, 6), 2)])
+def test_contrastive_loss_gradient_matches_numpy(shape, groups):
+    """The gradient MindSpore derives from the MatMul form equals central differences of the NumPy definition."""
+    tokens = np.random.default_rng(5).normal(size=shape) * 2
+    tokens[1, 0] += 3
+    got = ms.grad(SupConLoss(0.07, groups))(ms.Tensor(tokens, ms.float32)).asnumpy()
+    expected = np.zeros(shape)
+    h = 1e-5
+    for index in np.ndindex(*shape):
+        up, down = tokens.copy(), tokens.copy()
+        up[index] += h
+        down[index] -= h
+        expected[index] = (supcon_numpy(up, 0.07, groups) - supcon_numpy(down, 0.07, groups)) / (2 * h)
+    assert np.abs(expected).max() > 1e-2
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=2e-4 * np.abs(expected).max())
+
+
 def test_contrastive_loss_rewards_images_whose_tokens_agree():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(4, 1, 16))
