@@ -115,19 +115,20 @@ class LayerNorm(nn.Cell):
 
 
 class RowNorm(nn.Cell):
-    """Layer normalisation of the rows of a 2-D float32 array, gamma and beta as inputs; returns (y, mean, rstd).
+    """Layer normalisation of the rows of a 2-D float32 array, gamma and beta as inputs; returns (y, -mean, rstd).
 
     Written with MatMul (row means against a 1/dim vector, outer products that spread a per-row or per-column vector
     over the array), BiasAdd (per-row shifts), element-wise Mul and a column ReduceSum, forward and backward (``bprop``,
     the textbook gradient). MindSpore 2.10's CPU LayerNorm and LayerNormGrad kernels are scalar loops: 3.8 and 15.5 ms
     on a (2048, 576) array, against 1.8 and about 5 ms for these ops. Same arithmetic on every device; two-pass
-    (centred) variance as PyTorch's kernel. ``mean`` and ``rstd`` (R, 1) are for the backward, not differentiable.
+    (centred) variance as PyTorch's kernel. ``-mean`` and ``rstd`` (R, 1) are for the backward, not differentiable.
     """
 
     def __init__(self, dim, eps):
         super().__init__()
         self.eps = eps
         self.mean_weights = ms.Tensor(np.full((dim, 1), 1.0 / dim, np.float32))
+        self.neg_mean_weights = ms.Tensor(np.full((dim, 1), -1.0 / dim, np.float32))  # saves a Neg kernel per use
         self.ones_row = ms.Tensor(np.ones((1, dim), np.float32))
         self.matmul = ops.MatMul()
         self.bias_add = ops.BiasAdd()
@@ -139,6 +140,9 @@ class RowNorm(nn.Cell):
     def _row_mean(self, x):
         return self.matmul(x, self.mean_weights)  # (R, 1)
 
+    def _neg_row_mean(self, x):
+        return self.matmul(x, self.neg_mean_weights)  # (R, 1)
+
     def _shift_rows(self, x, shift):
         """x + shift[r] for every row r; shift (R, 1). With ``onnx_ops`` a broadcasting Add (the same sums): MindSpore
         2.10 exports BiasAdd to ONNX as an Add over the last axis, see ``channel_bias_add``."""
@@ -147,22 +151,22 @@ class RowNorm(nn.Cell):
         return self.bias_add(x.reshape((1,) + x.shape), shift.reshape(-1)).reshape(x.shape)
 
     def construct(self, x, gamma, beta):
-        mean = self._row_mean(x)
-        centred = self._shift_rows(x, -mean)
+        neg_mean = self._neg_row_mean(x)
+        centred = self._shift_rows(x, neg_mean)
         # 1 / sqrt as RealDiv: MindSpore 2.10 exports neither Rsqrt nor Reciprocal to ONNX
         rstd = self.real_div(self.one, ops.sqrt(self._row_mean(centred * centred) + self.eps))
         y = self.bias_add(centred * self.matmul(rstd, gamma.reshape(1, -1)), beta)  # (x - mean) * rstd * gamma + beta
-        return y, mean, rstd
+        return y, neg_mean, rstd
 
     def bprop(self, x, gamma, beta, out, dout):
-        _, mean, rstd = out
+        _, neg_mean, rstd = out
         dy = dout[0]
         spread_rstd = self.matmul(rstd, self.ones_row)
-        xhat = self._shift_rows(x, -mean) * spread_rstd
+        xhat = self._shift_rows(x, neg_mean) * spread_rstd
         g = dy * self.matmul(ops.ones((x.shape[0], 1), ms.float32), gamma.reshape(1, -1))  # dy * gamma
         # dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), per row
-        dx = spread_rstd * g - self.matmul(rstd * self._row_mean(g * xhat), self.ones_row) * xhat
-        dx = self._shift_rows(dx, -rstd * self._row_mean(g))
+        dx = spread_rstd * g + self.matmul(rstd * self._neg_row_mean(g * xhat), self.ones_row) * xhat
+        dx = self._shift_rows(dx, rstd * self._neg_row_mean(g))
         return dx, self.col_sum(dy * xhat, 0), self.col_sum(dy, 0)
 
 
@@ -194,11 +198,21 @@ class MultiheadAttention(_Precision):
         self.split = nn.CellList([RowPermutation([head_rows(num_tokens, num_heads, part, parts)
                                                   for part in range(parts)]) for parts in (1, 2, 3)])
         self.merge = RowPermutation([np.argsort(head_rows(num_tokens, num_heads, 0, 1))])
+        self.onnx_ops = False  # see use_onnx_ops
 
     def _project(self, x, start, stop):
-        """x (N, L, D) -> x @ W[start:stop]^T, (N*L, stop - start)."""
-        # the whole packed weight needs no slice op
-        w = self.in_proj_weight if (start == 0 and stop == 3 * self.dim) else self.in_proj_weight[start:stop]
+        """x (N, L, D) -> x @ W[start:stop]^T, (N*L, stop - start).
+
+        Rows of the packed weight are taken by ``mint.narrow``, a view that MatMul reads in place (a row range is
+        contiguous); ``W[start:stop]`` compiles to a StridedSlice copy of the weight (2% of a batch-1 forward).
+        ``onnx_ops`` (``use_onnx_ops``) takes the slice: MindSpore 2.10 exports no NarrowView to ONNX. Same values.
+        """
+        if start == 0 and stop == 3 * self.dim:
+            w = self.in_proj_weight
+        elif self.onnx_ops:
+            w = self.in_proj_weight[start:stop]
+        else:
+            w = mint.narrow(self.in_proj_weight, 0, start, stop - start)
         return self._out(self.matmul(self._in(x.reshape(-1, self.dim)), self._in(w)))
 
     def _heads(self, proj, n, parts):
