@@ -7,7 +7,7 @@ peak is also read right after, best of 5, for information). It then answers what
 (``--target``, 0.9 by default) would require of the whole forward:
   at the sum of ops       the whole forward's GFLOP/s as a fraction of the MatMul rate
   arithmetic only         the same if every op other than MatMul, BatchMatMul and Conv2D took no time
-  budget for the rest     the time per call that LayerNorm, Softmax, Gather, BiasAdd, ReLU, Add, ... may take together
+  budget for the rest     the time per call that Softmax, Gather, BiasAdd, ReLU, Add, ... may take together
                           for the target to be met, against the time they take
 
     .venv/bin/python benchmarks/op_profile.py [--batch 8] [--calls 2] [--target 0.9] [--json out.json] [--tiny]

@@ -148,7 +148,7 @@ class RowNorm(nn.Cell):
         2.10 exports BiasAdd to ONNX as an Add over the last axis, see ``channel_bias_add``."""
         if self.onnx_ops:
             return x + shift
-        return self.bias_add(x.reshape((1,) + x.shape), shift.reshape(-1)).reshape(x.shape)
+        return shift_rows(x, shift, self.bias_add)
 
     def construct(self, x, gamma, beta):
         neg_mean = self._neg_row_mean(x)
@@ -269,8 +269,8 @@ class Softmax(nn.Cell):
 
     def bprop(self, x, out, dout):
         size = out.shape[-1]
-        total = self.row_sum((dout * out).reshape(-1, size), self.ones).reshape(-1)  # (rows,)
-        centred = self.bias_add(dout.reshape(1, -1, size), -total)  # dy - sum, per row
+        total = self.row_sum((dout * out).reshape(-1, size), self.ones)  # (rows, 1)
+        centred = shift_rows(dout.reshape(-1, size), -total, self.bias_add)  # dy - sum, per row
         return (centred.reshape(out.shape) * out,)
 
 
@@ -297,6 +297,13 @@ class RowPermutation(nn.Cell):
     def bprop(self, x, out, dout):
         grads = dout[0] if len(dout) == 1 else self.concat(dout)
         return (ops.gather(grads, self.inverse, 1),)
+
+
+def shift_rows(x, shift, bias_add):
+    """x + shift[r] for every row r of a 2-D x, shift (R, 1) or (R,): one ``bias_add`` (an ``ops.BiasAdd()``) on a
+    (1, R, C) view, whose channel axis is the rows. MindSpore 2.10's CPU broadcasting Add/Sub of an (R, 1) column
+    takes about 2.5x longer (5.9 against 2.4 ms on a 24576 x 256 array)."""
+    return bias_add(x.reshape((1,) + x.shape), shift.reshape(-1)).reshape(x.shape)
 
 
 def head_rows(num_tokens, num_heads, part, parts):
