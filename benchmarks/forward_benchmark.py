@@ -8,6 +8,10 @@ Every batch size runs in a fresh subprocess, which measures:
   peak      the machine's fp32 matmul peak: the best of 3 square MatMuls in graph mode after each timed forward
             call of the same process, so that both see the same machine; the peak is the best of all of them and
             ``of peak`` is GFLOP/s / peak.
+  vs torch  with the PyTorch reference (the network written like the official code, in its own fresh subprocess):
+            MindSpore's speed over PyTorch's, the median over pairs of calls. Both workers compile and warm up one
+            after the other, then their timed calls take turns (``run_paired``), so that call i of each sees the same
+            machine: on shared hosts the same process runs 20-25% slower for minutes at a time.
 Prints a table; ``--json PATH`` also writes the results (atomically).
 
     .venv/bin/python benchmarks/forward_benchmark.py [--batch_sizes 1 8] [--repeats 5] [--json out.json]
@@ -64,8 +68,9 @@ def _median(values):
 
 def time_calls(call, args, label, after_each=None):
     """The first call (compilation included), ``--warmup`` untimed calls, then ``--repeats`` timed calls, each followed
-    by ``after_each()`` (its text joins the progress line). Returns (first output, first call s, timed call s list,
-    peak RSS bytes after the warm-up)."""
+    by ``after_each()`` (its text joins the progress line). Under a paired run (``args._turns``, see ``run_paired``)
+    each timed call waits for this worker's turn. Returns (first output, first call s, timed call s list, peak RSS
+    bytes after the warm-up, wall-clock start of each timed call)."""
     def timed():
         t0 = time.perf_counter()
         out = call()
@@ -77,13 +82,94 @@ def time_calls(call, args, label, after_each=None):
     for _ in range(args.warmup):
         call()
     rss = peak_rss_bytes()
-    times = []
+    turns = WorkerTurns(args._turns) if getattr(args, "_turns", None) else None
+    times, starts = [], []
     for i in range(args.repeats):
+        if turns:
+            turns.wait()
+        starts.append(time.time())
         dt, _ = timed()
         times.append(dt)
         extra = f"; {after_each()}" if after_each else ""
+        if turns:
+            turns.done()
         progress(f"{label}: call {i + 1}/{args.repeats} {dt:.3f} s ({args.batch / dt:.3f} tiles/s){extra}")
-    return out, first, times, rss
+    if turns:
+        turns.wait()  # exit only when every worker is done: a process tearing down slows the others' calls
+    return out, first, times, rss, starts
+
+
+class WorkerTurns:
+    """The worker's end of ``run_paired``: two pipe descriptors "READ,WRITE" from the parent. ``wait()`` says the
+    worker is ready (first time only) and blocks until the parent gives it the turn; ``done()`` hands it back. After
+    its timed calls a worker waits once more, for the parent's word that all workers are done."""
+
+    def __init__(self, fds):
+        read_fd, write_fd = (int(fd) for fd in fds.split(","))
+        self.inbox, self.outbox = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
+        self.ready = False
+
+    def _say(self, word):
+        self.outbox.write(word + "\n")
+        self.outbox.flush()
+
+    def wait(self):
+        if not self.ready:
+            self._say("ready")
+            self.ready = True
+        if self.inbox.readline().strip() != "go":
+            raise RuntimeError("the benchmark driver went away")
+
+    def done(self):
+        self._say("done")
+
+
+def run_paired(commands, repeats, pause_s=0.1):
+    """Run worker ``commands`` (argument lists, each given ``--_turns R,W``) so that they see the same machine:
+    each is started, compiled and warmed up alone (the others wait, idle), then their ``repeats`` timed calls take
+    turns, A B, B A, A B, ... with ``pause_s`` between turns for the last one's threads to go idle, and all exit
+    together at the end (a process tearing down slows the others' calls by 2x). On shared hosts
+    the speed of the same process changes over time by 20% and more (benchmarks/README.md), so call i of A is
+    compared with call i of B, measured a second apart. Returns the exit statuses."""
+    procs, channels = [], []
+    try:
+        for cmd in commands:
+            to_child, from_parent = os.pipe()
+            to_parent, from_child = os.pipe()
+            proc = subprocess.Popen(cmd + ["--_turns", f"{to_child},{from_child}"], cwd=ROOT, env=USER_ENV,
+                                    pass_fds=(to_child, from_child))
+            os.close(to_child)
+            os.close(from_child)
+            channel = (os.fdopen(from_parent, "w"), os.fdopen(to_parent, "r"))
+            procs.append(proc)
+            channels.append(channel)
+            _expect(channel, "ready", proc)
+        for i in range(repeats):
+            order = range(len(procs)) if i % 2 == 0 else reversed(range(len(procs)))
+            for k in order:
+                channels[k][0].write("go\n")
+                channels[k][0].flush()
+                _expect(channels[k], "done", procs[k])
+                time.sleep(pause_s)
+        for to_worker, _ in channels:  # the last turn: write the results and exit
+            to_worker.write("go\n")
+            to_worker.flush()
+        return [proc.wait() for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for channel in channels:
+            for f in channel:
+                f.close()
+
+
+def _expect(channel, word, proc):
+    line = channel[1].readline().strip()
+    if line != word:
+        raise RuntimeError(f"benchmark worker {' '.join(proc.args[1:4])} stopped (exit status {proc.wait()}) "
+                           f"instead of saying {word!r}")
 
 
 def make_matmul(n):
@@ -140,7 +226,7 @@ def worker_forward(args):
         peaks.append(flop / min(matmul() for _ in range(3)) / 1e9)
         return f"matmul {peaks[-1]:.1f} GFLOP/s"
 
-    y, first, times, rss = time_calls(call, args, f"batch {bs}", after_each=measure_peak)
+    y, first, times, rss, starts = time_calls(call, args, f"batch {bs}", after_each=measure_peak)
     if not np.isfinite(y).all():
         raise RuntimeError("non-finite output")
     steady = _median(times)
@@ -148,7 +234,7 @@ def worker_forward(args):
     peak = max(peaks)
     gflops = tiles * gflop_per_tile(args.tiny)
     return {"batch": bs, "first_call_s": first, "steady_s": steady, "compile_s": first - steady,
-            "times_s": times, "tiles_per_s": tiles, "gflops": gflops,
+            "times_s": times, "starts": starts, "tiles_per_s": tiles, "gflops": gflops,
             "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "fraction_of_peak": gflops / peak,
             "peak_rss_gb": rss / 1e9}
 
@@ -179,10 +265,10 @@ def worker_torch(args):
         with torch.no_grad():
             net(x, 0)
 
-    _, first, times, _ = time_calls(call, args, f"PyTorch {torch.__version__} batch {bs}")
+    _, first, times, _, starts = time_calls(call, args, f"PyTorch {torch.__version__} batch {bs}")
     steady = _median(times)
     return {"batch": bs, "torch_version": torch.__version__, "threads": torch.get_num_threads(), "first_call_s": first,
-            "steady_s": steady, "times_s": times, "tiles_per_s": bs / steady,
+            "steady_s": steady, "times_s": times, "starts": starts, "tiles_per_s": bs / steady,
             "gflops": bs / steady * gflop_per_tile(args.tiny),
             "peak_rss_gb": peak_rss_bytes() / 1e9}
 
@@ -198,20 +284,36 @@ def torch_available():
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def run_worker(args, batch, kind="mindspore"):
-    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", kind, "--device_target", args.device_target,
-           "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--matmul_size", str(args.matmul_size),
-           "--onednn_isa", args.onednn_isa, "--_batch", str(batch)] + (["--tiny"] if args.tiny else [])
-    fd, out_path = tempfile.mkstemp(prefix="ipt_bench_", suffix=".json")
-    os.close(fd)
+def run_round(args, batch, kinds):
+    """One round for one batch size: a fresh worker per framework in ``kinds`` ("mindspore", "torch"), their timed
+    calls taking turns (``run_paired``). Returns the MindSpore worker's result, with the PyTorch worker's under
+    "torch" and, per pair of calls i, MindSpore's speed over PyTorch's as "pair_ratios"."""
+    paths, commands = [], []
+    for kind in kinds:
+        fd, path = tempfile.mkstemp(prefix=f"ipt_bench_{kind}_", suffix=".json")
+        os.close(fd)
+        paths.append(path)
+        commands.append([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--device_target",
+                         args.device_target, "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+                         "--matmul_size", str(args.matmul_size), "--onednn_isa", args.onednn_isa, "--_batch",
+                         str(batch), "--_result", path] + (["--tiny"] if args.tiny else []))
     try:
-        proc = subprocess.run(cmd + ["--_result", out_path], cwd=ROOT, env=USER_ENV)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{kind} benchmark worker for batch {batch} failed with exit status {proc.returncode}")
-        with open(out_path) as f:
-            return json.load(f)
+        statuses = run_paired(commands, args.repeats)
+        results = {}
+        for kind, path, status in zip(kinds, paths, statuses):
+            if status != 0:
+                raise RuntimeError(f"{kind} benchmark worker for batch {batch} failed with exit status {status}")
+            with open(path) as f:
+                results[kind] = json.load(f)
     finally:
-        os.unlink(out_path)
+        for path in paths:
+            os.unlink(path)
+    row = results["mindspore"]
+    if "torch" in results:
+        row["torch"] = results["torch"]
+        row["pair_ratios"] = [t / m for m, t in zip(row["times_s"], row["torch"]["times_s"])]
+        row["speed_vs_torch"] = _median(row["pair_ratios"])
+    return row
 
 
 def describe_machine(args):
@@ -249,7 +351,8 @@ def write_json_atomic(path, data):
 
 def summarize(rounds, gflop):
     """One row from the rounds of one batch size: medians of speed and compile time, the best matmul peak, the
-    largest RSS; ``vs torch`` is the median of the per-round ratios (each round runs both, one after the other)."""
+    largest RSS; ``vs torch`` is the median of all the rounds' pair ratios (call i of MindSpore against call i of
+    PyTorch, taken in turns: ``run_paired``)."""
     tiles = _median([r["tiles_per_s"] for r in rounds])
     peak = max(r["matmul_peak_gflops"] for r in rounds)
     row = {"batch": rounds[0]["batch"], "compile_s": _median([r["compile_s"] for r in rounds]),
@@ -258,7 +361,9 @@ def summarize(rounds, gflop):
            "peak_rss_gb": max(r["peak_rss_gb"] for r in rounds), "rounds": rounds}
     if all("torch" in r for r in rounds):
         row["torch_tiles_per_s"] = _median([r["torch"]["tiles_per_s"] for r in rounds])
-        row["speed_vs_torch"] = _median([r["tiles_per_s"] / r["torch"]["tiles_per_s"] for r in rounds])
+        ratios = [q for r in rounds for q in r["pair_ratios"]]
+        row["speed_vs_torch"] = _median(ratios)
+        row["speed_vs_torch_range"] = [min(ratios), max(ratios)]
     return row
 
 
@@ -294,6 +399,7 @@ def parse_args(argv=None):
     p.add_argument("--_worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--_batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)
+    p.add_argument("--_turns", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -321,11 +427,11 @@ def main(argv=None):
         rounds = []
         for i in range(args.rounds):
             progress(f"batch {bs}: round {i + 1}/{args.rounds}, fresh processes")
-            r = run_worker(args, bs)
+            r = run_round(args, bs, ("mindspore", "torch") if with_torch else ("mindspore",))
             progress(f"batch {bs}: {r['tiles_per_s']:.3f} tiles/s, compile {r['compile_s']:.1f} s, "
-                     f"peak RSS {r['peak_rss_gb']:.2f} GB")
-            if with_torch:
-                r["torch"] = run_worker(args, bs, "torch")
+                     f"peak RSS {r['peak_rss_gb']:.2f} GB"
+                     + (f"; {r['speed_vs_torch']:.2f}x PyTorch (median of {len(r['pair_ratios'])} paired calls)"
+                        if with_torch else ""))
             rounds.append(r)
         results.append(summarize(rounds, gflop_per_tile(args.tiny)))
     print("\n".join(format_machine(machine)))

@@ -7,8 +7,9 @@ step: forward, L1 backward, Adam (torch's default CPU threads), measured in the 
   pretrain   the 6-task model, an sr_x2 step: L1 + 0.1 * contrastive on the body tokens, Adam over the whole model
              (the PyTorch reference step has no contrastive term: the ratio includes its cost)
 Each (framework, step) runs in a fresh subprocess (``forward_benchmark.time_calls``: first call with compilation,
-``--warmup`` untimed calls, median of ``--repeats`` timed calls). Prints steps/s, samples/s and the ratio to PyTorch;
-``--json PATH`` also writes the results.
+``--warmup`` untimed calls, median of ``--repeats`` timed calls); the two frameworks' timed steps take turns
+(``forward_benchmark.run_paired``) and the ratio to PyTorch is the median over pairs of steps. Prints steps/s,
+samples/s and that ratio; ``--json PATH`` also writes the results.
 
     .venv/bin/python benchmarks/train_benchmark.py [--steps finetune pretrain] [--batch 8] [--repeats 3] [--tiny]
 """
@@ -17,7 +18,6 @@ import importlib.util
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,11 +77,11 @@ def worker_mindspore(args):
     def call():
         return step(lr, hr).asnumpy()
 
-    out, first, times, rss = time_calls(call, args, f"MindSpore {args.step} batch {args.batch}")
+    out, first, times, rss, starts = time_calls(call, args, f"MindSpore {args.step} batch {args.batch}")
     if not np.isfinite(out).all():
         raise RuntimeError(f"non-finite loss {out}")
     steady = median(times)
-    return {"first_call_s": first, "steady_s": steady, "compile_s": first - steady, "times_s": times,
+    return {"first_call_s": first, "steady_s": steady, "compile_s": first - steady, "times_s": times, "starts": starts,
             "steps_per_s": 1 / steady, "samples_per_s": args.batch / steady, "peak_rss_gb": rss / 1e9,
             "loss": out.tolist()}
 
@@ -106,27 +106,40 @@ def worker_torch(args):
         optimizer.step()
         return loss.item()
 
-    loss, first, times, rss = time_calls(call, args, f"PyTorch {torch.__version__} {args.step} batch {args.batch}")
+    loss, first, times, rss, starts = time_calls(call, args,
+                                                 f"PyTorch {torch.__version__} {args.step} batch {args.batch}")
     steady = median(times)
     return {"torch_version": torch.__version__, "threads": torch.get_num_threads(), "first_call_s": first,
-            "steady_s": steady, "times_s": times, "steps_per_s": 1 / steady, "samples_per_s": args.batch / steady,
-            "peak_rss_gb": rss / 1e9, "loss": loss}
+            "steady_s": steady, "times_s": times, "starts": starts, "steps_per_s": 1 / steady,
+            "samples_per_s": args.batch / steady, "peak_rss_gb": rss / 1e9, "loss": loss}
 
 
-def run_worker(args, step, kind):
-    fd, out_path = tempfile.mkstemp(prefix="ipt_train_bench_", suffix=".json")
-    os.close(fd)
-    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_step", step, "--batch", str(args.batch),
-           "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--device_target", args.device_target,
-           "--onednn_isa", args.onednn_isa, "--_result", out_path] + (["--tiny"] if args.tiny else [])
+def run_step(args, step, kinds):
+    """Fresh workers for ``step``, one per framework in ``kinds``, their timed steps taking turns; returns the row."""
+    paths, commands = [], []
+    for kind in kinds:
+        fd, path = tempfile.mkstemp(prefix=f"ipt_train_bench_{kind}_", suffix=".json")
+        os.close(fd)
+        paths.append(path)
+        commands.append([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_step", step, "--batch",
+                         str(args.batch), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+                         "--device_target", args.device_target, "--onednn_isa", args.onednn_isa, "--_result", path]
+                        + (["--tiny"] if args.tiny else []))
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=forward_benchmark.USER_ENV)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{kind} {step} worker failed with exit status {proc.returncode}")
-        with open(out_path) as f:
-            return json.load(f)
+        statuses = forward_benchmark.run_paired(commands, args.repeats)
+        row = {"step": step}
+        for kind, path, status in zip(kinds, paths, statuses):
+            if status != 0:
+                raise RuntimeError(f"{kind} {step} worker failed with exit status {status}")
+            with open(path) as f:
+                row[kind] = json.load(f)
     finally:
-        os.unlink(out_path)
+        for path in paths:
+            os.unlink(path)
+    if "torch" in row:
+        row["pair_ratios"] = [t / m for m, t in zip(row["mindspore"]["times_s"], row["torch"]["times_s"])]
+        row["speed_vs_torch"] = median(row["pair_ratios"])
+    return row
 
 
 def format_table(rows, batch, tiny):
@@ -158,6 +171,7 @@ def parse_args(argv=None):
     p.add_argument("--_worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--_step", choices=STEPS, help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)
+    p.add_argument("--_turns", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -177,12 +191,10 @@ def main(argv=None):
     machine = forward_benchmark.describe_machine(args) if args.device_target == "CPU" else {}
     rows = []
     for step in args.steps:
-        row = {"step": step, "mindspore": run_worker(args, step, "mindspore")}
-        progress(f"{step}: MindSpore {row['mindspore']['samples_per_s']:.3f} samples/s")
-        if with_torch:
-            row["torch"] = run_worker(args, step, "torch")
-            row["speed_vs_torch"] = row["mindspore"]["samples_per_s"] / row["torch"]["samples_per_s"]
-            progress(f"{step}: PyTorch {row['torch']['samples_per_s']:.3f} samples/s")
+        row = run_step(args, step, ("mindspore", "torch") if with_torch else ("mindspore",))
+        progress(f"{step}: MindSpore {row['mindspore']['samples_per_s']:.3f} samples/s"
+                 + (f", PyTorch {row['torch']['samples_per_s']:.3f}: {row['speed_vs_torch']:.2f}x (median of "
+                    f"{len(row['pair_ratios'])} paired steps)" if with_torch else ""))
         rows.append(row)
     print(format_table(rows, args.batch, args.tiny))
     print("\n".join(forward_benchmark.format_machine(machine)))

@@ -45,15 +45,38 @@ def test_tiny_run_writes_consistent_results(tmp_path):
     assert f"runs {machine['conv_impl']}" in proc.stdout and "ISA flags:" in proc.stdout
 
 
+def assert_took_turns(first, second):
+    """Timed calls i of two workers of a paired run: A B, B A, A B, ..., each call starting after the one before
+    it ended (wall-clock starts plus durations), so that the two never ran at the same time."""
+    calls = sorted([(t, dt, "a") for t, dt in zip(first["starts"], first["times_s"])]
+                   + [(t, dt, "b") for t, dt in zip(second["starts"], second["times_s"])])
+    order = "".join(c[2] for c in calls)
+    assert order == "".join("ab" if i % 2 == 0 else "ba" for i in range(len(first["starts"]))), order
+    for (t0, dt0, _), (t1, _, _) in zip(calls, calls[1:]):
+        assert t1 >= t0 + dt0
+
+
 def test_tiny_run_with_torch_reference(tmp_path):
     pytest.importorskip("torch")
-    _, data = _run(tmp_path, "--reference", "torch")
+    _, data = _run(tmp_path, "--reference", "torch", "--repeats", "3")
     (row,) = data["results"]
-    torch_row = row["rounds"][0]["torch"]
+    ms_row = row["rounds"][0]
+    torch_row = ms_row["torch"]
     assert torch_row["tiles_per_s"] > 0
     # the reference runs on every core (MindSpore's import sets OMP_NUM_THREADS=1; it must not leak into it)
     assert torch_row["threads"] == len(os.sched_getaffinity(0))
-    assert row["speed_vs_torch"] == pytest.approx(row["tiles_per_s"] / torch_row["tiles_per_s"])
+    assert_took_turns(ms_row, torch_row)
+    pairs = [t / m for m, t in zip(ms_row["times_s"], torch_row["times_s"])]
+    assert ms_row["pair_ratios"] == pytest.approx(pairs)
+    assert row["speed_vs_torch"] == pytest.approx(sorted(pairs)[1])  # the median of 3 pairs
+    assert row["speed_vs_torch_range"] == pytest.approx([min(pairs), max(pairs)])
+
+
+def test_paired_run_reports_a_dead_worker():
+    """A worker that exits before its first timed call stops the run with its exit status, not a hang."""
+    bench = load_script(SCRIPT)
+    with pytest.raises(RuntimeError, match="exit status 3"):
+        bench.run_paired([[sys.executable, "-c", "import sys; sys.exit(3)"]], 2)
 
 
 def test_bad_arguments_exit_non_zero():
