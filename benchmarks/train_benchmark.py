@@ -160,7 +160,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS), help="which training steps to time")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps after the first one")
+    p.add_argument("--warmup", type=int, default=forward_benchmark.WARMUP_CALLS,
+                   help="untimed steps after the first one (see forward_benchmark.WARMUP_CALLS)")
     p.add_argument("--repeats", type=int, default=3, help="timed steps; the median is reported")
     p.add_argument("--device_target", default="CPU", choices=("CPU", "GPU", "Ascend"))
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny sizes instead of the official ones")
