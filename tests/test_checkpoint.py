@@ -54,6 +54,18 @@ def test_official_pytorch_weights_match_oracle(name):
         assert np.abs(ours - data[f"output_{t}"]).max() < TOL  # and real torch agrees too
 
 
+@pytest.mark.parametrize("name", ["ipt_tiny_sr_x3_outbias_zip", "ipt_tiny_denoise_legacy"])
+def test_batch_one_graphs_match_torch(name):
+    """Each sample alone (a batch-1 graph, the benchmark's and a one-tile-at-a-time restoration's) reproduces torch's
+    output for it, with and without the out-projection bias."""
+    hint, (task, *_) = CASES[name]
+    sd, data = fixture(name)
+    ipt, _ = load_model(FIXTURES / f"{name}.pt", task=hint, num_heads=int(data["num_heads"]))
+    for i in range(len(data["input"])):
+        ours = run_task(ipt, task, data["input"][i:i + 1])
+        assert np.abs(ours - data["output_0"][i:i + 1]).max() < TOL, (i, np.abs(ours - data["output_0"][i:i + 1]).max())
+
+
 def test_inferred_configuration():
     cfg = read_weights(FIXTURES / "ipt_tiny_sr_x4_legacy.pt", num_heads=3).config
     assert (cfg.n_feats, cfg.patch_size, cfg.patch_dim, cfg.num_encoder_layers, cfg.num_decoder_layers,
