@@ -8,6 +8,8 @@ Every batch size runs in a fresh subprocess, which measures:
   peak      the machine's fp32 matmul peak: the best of 3 square MatMuls in graph mode after each timed forward
             call of the same process, so that both see the same machine; the peak is the best of all of them and
             ``of peak`` is GFLOP/s / peak.
+  x-core ns the round trip of a cache line between two CPUs (benchmarks/cross_core.py), measured before each pair of
+            calls while the workers are idle, median: which state of a shared host the row comes from
   vs torch  with the PyTorch reference (the network written like the official code, in its own fresh subprocess):
             MindSpore's speed over PyTorch's, the median over pairs of calls. Both workers compile and warm up one
             after the other, then their timed calls take turns (``run_paired``), so that call i of each sees the same
@@ -17,6 +19,7 @@ Prints a table; ``--json PATH`` also writes the results (atomically).
     .venv/bin/python benchmarks/forward_benchmark.py [--batch_sizes 1 8] [--repeats 5] [--json out.json]
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -129,14 +132,15 @@ class WorkerTurns:
         self._say("done")
 
 
-def run_paired(commands, repeats, pause_s=0.1):
+def run_paired(commands, repeats, pause_s=0.1, before_pair=None):
     """Run worker ``commands`` (argument lists, each given ``--_turns R,W``) so that they see the same machine:
     each is started, compiled and warmed up alone (the others wait, idle), then their ``repeats`` timed calls take
     turns, A B, B A, A B, ... with ``pause_s`` between turns for the last one's threads to go idle, and all exit
     together at the end (a process tearing down slows the others' calls by 2x). On shared hosts
     the speed of the same process changes over time by 20% and more (benchmarks/README.md), so call i of A is
-    compared with call i of B, measured a second apart. Returns the exit statuses."""
-    procs, channels = [], []
+    compared with call i of B, measured a second apart. ``before_pair()``, if given, runs before each pair while
+    every worker is idle. Returns the exit statuses and the list of what ``before_pair`` returned."""
+    procs, channels, readings = [], [], []
     try:
         for cmd in commands:
             to_child, from_parent = os.pipe()
@@ -150,6 +154,8 @@ def run_paired(commands, repeats, pause_s=0.1):
             channels.append(channel)
             _expect(channel, "ready", proc)
         for i in range(repeats):
+            if before_pair:
+                readings.append(before_pair())
             order = range(len(procs)) if i % 2 == 0 else reversed(range(len(procs)))
             for k in order:
                 channels[k][0].write("go\n")
@@ -159,7 +165,7 @@ def run_paired(commands, repeats, pause_s=0.1):
         for to_worker, _ in channels:  # the last turn: write the results and exit
             to_worker.write("go\n")
             to_worker.flush()
-        return [proc.wait() for proc in procs]
+        return [proc.wait() for proc in procs], readings
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -289,6 +295,19 @@ def torch_available():
 # ----------------------------------------------------------------------------------------------- driver
 
 
+def cross_core_probe():
+    """``benchmarks/cross_core.py``'s probe: ns per cache-line round trip between two CPUs now (None if unavailable)."""
+    spec = importlib.util.spec_from_file_location("cross_core", os.path.join(ROOT, "benchmarks", "cross_core.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.probe()
+
+
+def _median_or_none(values):
+    values = [v for v in values if v is not None]
+    return _median(values) if values else None
+
+
 def run_round(args, batch, kinds):
     """One round for one batch size: a fresh worker per framework in ``kinds`` ("mindspore", "torch"), their timed
     calls taking turns (``run_paired``). Returns the MindSpore worker's result, with the PyTorch worker's under
@@ -303,7 +322,7 @@ def run_round(args, batch, kinds):
                          "--matmul_size", str(args.matmul_size), "--onednn_isa", args.onednn_isa, "--_batch",
                          str(batch), "--_result", path] + (["--tiny"] if args.tiny else []))
     try:
-        statuses = run_paired(commands, args.repeats)
+        statuses, cross_core = run_paired(commands, args.repeats, before_pair=cross_core_probe())
         results = {}
         for kind, path, status in zip(kinds, paths, statuses):
             if status != 0:
@@ -314,6 +333,7 @@ def run_round(args, batch, kinds):
         for path in paths:
             os.unlink(path)
     row = results["mindspore"]
+    row["cross_core_ns"] = cross_core
     if "torch" in results:
         row["torch"] = results["torch"]
         row["pair_ratios"] = [t / m for m, t in zip(row["times_s"], row["torch"]["times_s"])]
@@ -363,7 +383,8 @@ def summarize(rounds, gflop):
     row = {"batch": rounds[0]["batch"], "compile_s": _median([r["compile_s"] for r in rounds]),
            "steady_s": rounds[0]["batch"] / tiles, "tiles_per_s": tiles, "gflops": tiles * gflop,
            "matmul_peak_gflops": peak, "fraction_of_peak": tiles * gflop / peak,
-           "peak_rss_gb": max(r["peak_rss_gb"] for r in rounds), "rounds": rounds}
+           "peak_rss_gb": max(r["peak_rss_gb"] for r in rounds),
+           "cross_core_ns": _median_or_none([v for r in rounds for v in r["cross_core_ns"]]), "rounds": rounds}
     if all("torch" in r for r in rounds):
         row["torch_tiles_per_s"] = _median([r["torch"]["tiles_per_s"] for r in rounds])
         ratios = [q for r in rounds for q in r["pair_ratios"]]
@@ -374,14 +395,16 @@ def summarize(rounds, gflop):
 
 def format_table(results, matmul_size, gflop, tiny):
     head = (f"{'batch':>5} {'compile s':>10} {'steady s':>9} {'tiles/s':>8} {'GFLOP/s':>8} {'peak':>6} "
-            f"{'of peak':>8} {'peak RSS GB':>12} {'torch tiles/s':>14} {'vs torch':>9}")
+            f"{'of peak':>8} {'peak RSS GB':>12} {'x-core ns':>10} {'torch tiles/s':>14} {'vs torch':>9}")
     lines = [f"IPT {TASK} forward ({'tiny test sizes' if tiny else 'official sizes'}), fp32 graph mode; "
              f"{gflop:.2f} GFLOP per 48x48 tile; "
              f"peak = {matmul_size}^3 fp32 MatMul GFLOP/s in the same process", head, "-" * len(head)]
     for r in results:
         lines.append(f"{r['batch']:>5} {r['compile_s']:>10.1f} {r['steady_s']:>9.3f} {r['tiles_per_s']:>8.3f} "
                      f"{r['gflops']:>8.1f} {r['matmul_peak_gflops']:>6.1f} {100 * r['fraction_of_peak']:>7.1f}% "
-                     f"{r['peak_rss_gb']:>12.2f}" + (f" {r['torch_tiles_per_s']:>14.3f} {r['speed_vs_torch']:>8.2f}x"
+                     f"{r['peak_rss_gb']:>12.2f} "
+                     + (f"{r['cross_core_ns']:>10.0f}" if r["cross_core_ns"] is not None else f"{'-':>10}")
+                     + (f" {r['torch_tiles_per_s']:>14.3f} {r['speed_vs_torch']:>8.2f}x"
                                                         if "speed_vs_torch" in r else f" {'-':>14} {'-':>9}"))
     return "\n".join(lines)
 

@@ -9,7 +9,8 @@ step: forward, L1 backward, Adam (torch's default CPU threads), measured in the 
 Each (framework, step) runs in a fresh subprocess (``forward_benchmark.time_calls``: first call with compilation,
 ``--warmup`` untimed calls, median of ``--repeats`` timed calls); the two frameworks' timed steps take turns
 (``forward_benchmark.run_paired``) and the ratio to PyTorch is the median over pairs of steps. Prints steps/s,
-samples/s and that ratio; ``--json PATH`` also writes the results.
+samples/s, that ratio and the cross-core round trip measured before each pair (``benchmarks/cross_core.py``: which
+state of a shared host the row comes from); ``--json PATH`` also writes the results.
 
     .venv/bin/python benchmarks/train_benchmark.py [--steps finetune pretrain] [--batch 8] [--repeats 3] [--tiny]
 """
@@ -126,8 +127,9 @@ def run_step(args, step, kinds):
                          "--device_target", args.device_target, "--onednn_isa", args.onednn_isa, "--_result", path]
                         + (["--tiny"] if args.tiny else []))
     try:
-        statuses = forward_benchmark.run_paired(commands, args.repeats)
-        row = {"step": step}
+        statuses, cross_core = forward_benchmark.run_paired(commands, args.repeats,
+                                                            before_pair=forward_benchmark.cross_core_probe())
+        row = {"step": step, "cross_core_ns": cross_core}
         for kind, path, status in zip(kinds, paths, statuses):
             if status != 0:
                 raise RuntimeError(f"{kind} {step} worker failed with exit status {status}")
@@ -144,7 +146,7 @@ def run_step(args, step, kinds):
 
 def format_table(rows, batch, tiny):
     head = (f"{'step':<9} {'compile s':>10} {'s/step':>8} {'steps/s':>8} {'samples/s':>10} {'torch samples/s':>16} "
-            f"{'vs torch':>9} {'peak RSS GB':>12}")
+            f"{'vs torch':>9} {'peak RSS GB':>12} {'x-core ns':>10}")
     lines = [f"IPT training step, batch {batch} of 48x48 ({'tiny test sizes' if tiny else 'official sizes'}), fp32 "
              f"graph mode, Adam; PyTorch reference: forward, L1 backward, Adam", head, "-" * len(head)]
     for r in rows:
@@ -152,8 +154,14 @@ def format_table(rows, batch, tiny):
         lines.append(f"{r['step']:<9} {ms_['compile_s']:>10.1f} {ms_['steady_s']:>8.3f} {ms_['steps_per_s']:>8.3f} "
                      f"{ms_['samples_per_s']:>10.3f} "
                      + (f"{th['samples_per_s']:>16.3f} {r['speed_vs_torch']:>8.2f}x" if th else f"{'-':>16} {'-':>9}")
-                     + f" {ms_['peak_rss_gb']:>12.2f}")
+                     + f" {ms_['peak_rss_gb']:>12.2f} {_format_ns(r['cross_core_ns'])}")
     return "\n".join(lines)
+
+
+def _format_ns(readings):
+    """The median cross-core round trip of a row's pairs (forward_benchmark.cross_core_probe), '-' if unavailable."""
+    value = forward_benchmark._median_or_none(readings)
+    return f"{value:>10.0f}" if value is not None else f"{'-':>10}"
 
 
 def parse_args(argv=None):

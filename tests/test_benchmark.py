@@ -1,6 +1,7 @@
 """The forward benchmark's arithmetic, and one real run of it at the tiny test sizes (not a timing test)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,12 @@ def test_tiny_run_writes_consistent_results(tmp_path):
     assert row["gflops"] == pytest.approx(row["tiles_per_s"] * data["gflop_per_tile"])
     assert row["fraction_of_peak"] == pytest.approx(row["gflops"] / row["matmul_peak_gflops"])
     assert "speed_vs_torch" not in row
+    readings = row["rounds"][0]["cross_core_ns"]  # one before each pair of calls (here: each call)
+    if shutil.which("cc") or shutil.which("gcc"):
+        assert len(readings) == 2 and all(20 < ns < 1e6 for ns in readings)
+        assert row["cross_core_ns"] == pytest.approx(sum(readings) / 2)
+    else:
+        assert readings == [None, None] and row["cross_core_ns"] is None
     assert data["config"]["n_feats"] == 4 and "tiny test sizes" in proc.stdout
     machine = data["machine"]  # the CPU and the oneDNN kernels the table came from
     assert machine["cpu_model"] and machine["onednn_isa"] and machine["conv_impl"]
@@ -70,6 +77,16 @@ def test_tiny_run_with_torch_reference(tmp_path):
     assert ms_row["pair_ratios"] == pytest.approx(pairs)
     assert row["speed_vs_torch"] == pytest.approx(sorted(pairs)[1])  # the median of 3 pairs
     assert row["speed_vs_torch_range"] == pytest.approx([min(pairs), max(pairs)])
+
+
+def test_cross_core_probe_runs(capsys):
+    """The cross-core probe builds with the machine's C compiler and measures a plausible round trip (20 ns to 1 ms)."""
+    cross_core = load_script(ROOT / "benchmarks" / "cross_core.py")
+    if cross_core.build() is None or cross_core.default_cpus() is None:
+        pytest.skip("no C compiler, or a single CPU, on this machine")
+    assert cross_core.main([]) == 0
+    ns = float(capsys.readouterr().out.split(": ")[-1].split()[0])
+    assert 20 < ns < 1e6
 
 
 def test_paired_run_reports_a_dead_worker():

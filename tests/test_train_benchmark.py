@@ -26,6 +26,7 @@ def test_tiny_training_benchmark(tmp_path):
         assert len(ms_["times_s"]) == len(th["times_s"]) == 2
         assert ms_["samples_per_s"] == pytest.approx(2 * ms_["steps_per_s"])
         assert_took_turns(ms_, th)
+        assert len(row["cross_core_ns"]) == 2  # the host's state before each pair (None without a C compiler)
         pairs = [t / m for m, t in zip(ms_["times_s"], th["times_s"])]
         assert row["speed_vs_torch"] == pytest.approx(sum(pairs) / 2)  # the median of 2 pairs
     total, l1, contrastive = data["rows"][1]["mindspore"]["loss"]
