@@ -308,36 +308,55 @@ def _median_or_none(values):
     return _median(values) if values else None
 
 
-def run_round(args, batch, kinds):
-    """One round for one batch size: a fresh worker per framework in ``kinds`` ("mindspore", "torch"), their timed
-    calls taking turns (``run_paired``). Returns the MindSpore worker's result, with the PyTorch worker's under
-    "torch" and, per pair of calls i, MindSpore's speed over PyTorch's as "pair_ratios"."""
-    paths, commands = [], []
+def run_paired_workers(kinds, command, repeats, what):
+    """A fresh worker per framework in ``kinds`` ("mindspore", "torch"), ``command(kind, result_path)`` giving its
+    argument list, their timed calls taking turns (``run_paired``, the cross-core probe before each pair). Returns
+    ({kind: the worker's result}, the cross-core readings, and per pair of calls i PyTorch's time over MindSpore's
+    (MindSpore's speed relative to PyTorch's) when both ran, else None). ``what`` names the workers in errors."""
+    paths = []
     for kind in kinds:
         fd, path = tempfile.mkstemp(prefix=f"ipt_bench_{kind}_", suffix=".json")
         os.close(fd)
         paths.append(path)
-        commands.append([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--device_target",
-                         args.device_target, "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-                         "--matmul_size", str(args.matmul_size), "--onednn_isa", args.onednn_isa, "--_batch",
-                         str(batch), "--_result", path] + (["--tiny"] if args.tiny else []))
     try:
-        statuses, cross_core = run_paired(commands, args.repeats, before_pair=cross_core_probe())
+        statuses, cross_core = run_paired([command(kind, path) for kind, path in zip(kinds, paths)], repeats,
+                                          before_pair=cross_core_probe())
         results = {}
         for kind, path, status in zip(kinds, paths, statuses):
             if status != 0:
-                raise RuntimeError(f"{kind} benchmark worker for batch {batch} failed with exit status {status}")
+                raise RuntimeError(f"{kind} {what} worker failed with exit status {status}")
             with open(path) as f:
                 results[kind] = json.load(f)
     finally:
         for path in paths:
             os.unlink(path)
+    ratios = None
+    if "mindspore" in results and "torch" in results:
+        ratios = [t / m for m, t in zip(results["mindspore"]["times_s"], results["torch"]["times_s"])]
+    return results, cross_core, ratios
+
+
+def format_ns(value):
+    """A cross-core round trip (ns) as a 10-wide table cell, '-' when the probe could not run (None)."""
+    return f"{value:>10.0f}" if value is not None else f"{'-':>10}"
+
+
+def run_round(args, batch, kinds):
+    """One round for one batch size (``run_paired_workers``). Returns the MindSpore worker's result, with the
+    PyTorch worker's under "torch" and, per pair of calls i, MindSpore's speed over PyTorch's as "pair_ratios"."""
+    def command(kind, path):
+        return ([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--device_target", args.device_target,
+                 "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--matmul_size", str(args.matmul_size),
+                 "--onednn_isa", args.onednn_isa, "--_batch", str(batch), "--_result", path]
+                + (["--tiny"] if args.tiny else []))
+
+    results, cross_core, ratios = run_paired_workers(kinds, command, args.repeats, f"benchmark batch {batch}")
     row = results["mindspore"]
     row["cross_core_ns"] = cross_core
-    if "torch" in results:
+    if ratios is not None:
         row["torch"] = results["torch"]
-        row["pair_ratios"] = [t / m for m, t in zip(row["times_s"], row["torch"]["times_s"])]
-        row["speed_vs_torch"] = _median(row["pair_ratios"])
+        row["pair_ratios"] = ratios
+        row["speed_vs_torch"] = _median(ratios)
     return row
 
 
@@ -402,8 +421,7 @@ def format_table(results, matmul_size, gflop, tiny):
     for r in results:
         lines.append(f"{r['batch']:>5} {r['compile_s']:>10.1f} {r['steady_s']:>9.3f} {r['tiles_per_s']:>8.3f} "
                      f"{r['gflops']:>8.1f} {r['matmul_peak_gflops']:>6.1f} {100 * r['fraction_of_peak']:>7.1f}% "
-                     f"{r['peak_rss_gb']:>12.2f} "
-                     + (f"{r['cross_core_ns']:>10.0f}" if r["cross_core_ns"] is not None else f"{'-':>10}")
+                     f"{r['peak_rss_gb']:>12.2f} {format_ns(r['cross_core_ns'])}"
                      + (f" {r['torch_tiles_per_s']:>14.3f} {r['speed_vs_torch']:>8.2f}x"
                                                         if "speed_vs_torch" in r else f" {'-':>14} {'-':>9}"))
     return "\n".join(lines)

@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,31 +115,19 @@ def worker_torch(args):
 
 
 def run_step(args, step, kinds):
-    """Fresh workers for ``step``, one per framework in ``kinds``, their timed steps taking turns; returns the row."""
-    paths, commands = [], []
-    for kind in kinds:
-        fd, path = tempfile.mkstemp(prefix=f"ipt_train_bench_{kind}_", suffix=".json")
-        os.close(fd)
-        paths.append(path)
-        commands.append([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_step", step, "--batch",
-                         str(args.batch), "--warmup", str(args.warmup), "--repeats", str(args.repeats),
-                         "--device_target", args.device_target, "--onednn_isa", args.onednn_isa, "--_result", path]
-                        + (["--tiny"] if args.tiny else []))
-    try:
-        statuses, cross_core = forward_benchmark.run_paired(commands, args.repeats,
-                                                            before_pair=forward_benchmark.cross_core_probe())
-        row = {"step": step, "cross_core_ns": cross_core}
-        for kind, path, status in zip(kinds, paths, statuses):
-            if status != 0:
-                raise RuntimeError(f"{kind} {step} worker failed with exit status {status}")
-            with open(path) as f:
-                row[kind] = json.load(f)
-    finally:
-        for path in paths:
-            os.unlink(path)
-    if "torch" in row:
-        row["pair_ratios"] = [t / m for m, t in zip(row["mindspore"]["times_s"], row["torch"]["times_s"])]
-        row["speed_vs_torch"] = median(row["pair_ratios"])
+    """Fresh workers for ``step``, one per framework in ``kinds``, their timed steps taking turns
+    (``forward_benchmark.run_paired_workers``); returns the row."""
+    def command(kind, path):
+        return ([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_step", step, "--batch",
+                 str(args.batch), "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--device_target",
+                 args.device_target, "--onednn_isa", args.onednn_isa, "--_result", path]
+                + (["--tiny"] if args.tiny else []))
+
+    results, cross_core, ratios = forward_benchmark.run_paired_workers(kinds, command, args.repeats, step)
+    row = {"step": step, "cross_core_ns": cross_core, **results}
+    if ratios is not None:
+        row["pair_ratios"] = ratios
+        row["speed_vs_torch"] = median(ratios)
     return row
 
 
@@ -154,14 +141,9 @@ def format_table(rows, batch, tiny):
         lines.append(f"{r['step']:<9} {ms_['compile_s']:>10.1f} {ms_['steady_s']:>8.3f} {ms_['steps_per_s']:>8.3f} "
                      f"{ms_['samples_per_s']:>10.3f} "
                      + (f"{th['samples_per_s']:>16.3f} {r['speed_vs_torch']:>8.2f}x" if th else f"{'-':>16} {'-':>9}")
-                     + f" {ms_['peak_rss_gb']:>12.2f} {_format_ns(r['cross_core_ns'])}")
+                     + f" {ms_['peak_rss_gb']:>12.2f} "
+                     + forward_benchmark.format_ns(forward_benchmark._median_or_none(r["cross_core_ns"])))
     return "\n".join(lines)
-
-
-def _format_ns(readings):
-    """The median cross-core round trip of a row's pairs (forward_benchmark.cross_core_probe), '-' if unavailable."""
-    value = forward_benchmark._median_or_none(readings)
-    return f"{value:>10.0f}" if value is not None else f"{'-':>10}"
 
 
 def parse_args(argv=None):
