@@ -132,12 +132,11 @@ class PixelShuffle(nn.Cell):
     def __init__(self, r):
         super().__init__()
         self.r = r
-        self.onnx_ops = False  # see layers.use_onnx_ops
 
     def construct(self, x):
         n, c, h, w = x.shape
         r = self.r
-        x = permute(x.reshape(n, c // (r * r), r, r, h, w), (0, 1, 4, 2, 5, 3), self.onnx_ops)
+        x = permute(x.reshape(n, c // (r * r), r, r, h, w), (0, 1, 4, 2, 5, 3))
         return x.reshape(n, c // (r * r), h * r, w * r)
 
 
@@ -214,7 +213,6 @@ class Body(nn.Cell):
         super().__init__()
         dim, hidden = cfg.token_dim, cfg.hidden_dim
         self.n_feats, self.patch_dim, self.grid = cfg.n_feats, cfg.patch_dim, cfg.patch_size // cfg.patch_dim
-        self.onnx_ops = False  # see layers.use_onnx_ops
         self.linear_encoding = Linear(dim, dim, compute_dtype=compute_dtype)
         self.position_embedding = normal_parameter((cfg.num_tokens, dim), "position_embedding")
         layer_args = (dim, cfg.num_heads, cfg.num_tokens, hidden, cfg.out_proj_bias, compute_dtype)
@@ -227,13 +225,13 @@ class Body(nn.Cell):
     def to_tokens(self, x):
         """(N, C, H, W) -> (N, tokens, C*p*p); value index c*p*p + ky*p + kx, tokens row-major (torch unfold)."""
         n, p, g = x.shape[0], self.patch_dim, self.grid
-        x = permute(x.reshape(n, self.n_feats, g, p, g, p), (0, 2, 4, 1, 3, 5), self.onnx_ops)
+        x = permute(x.reshape(n, self.n_feats, g, p, g, p), (0, 2, 4, 1, 3, 5))
         return x.reshape(n, g * g, self.n_feats * p * p)
 
     def from_tokens(self, t):
         """Inverse of ``to_tokens`` (torch fold with kernel = stride)."""
         n, p, g = t.shape[0], self.patch_dim, self.grid
-        t = permute(t.reshape(n, g, g, self.n_feats, p, p), (0, 3, 1, 4, 2, 5), self.onnx_ops)
+        t = permute(t.reshape(n, g, g, self.n_feats, p, p), (0, 3, 1, 4, 2, 5))
         return t.reshape(n, self.n_feats, g * p, g * p)
 
     def construct(self, x, query):
