@@ -166,6 +166,43 @@ def test_our_checkpoint_describes_itself(tmp_path):
         read_weights(path, num_heads=12)
 
 
+def test_packed_decoder_projections_are_split_into_the_blocks_the_cells_hold(tmp_path):
+    """The official files pack W_q | W_k | W_v in one in_proj_weight, as did our checkpoints before the decoder's
+    attention cells held row blocks: both load into the blocks, rows in order, and compute the same output."""
+    sd, data = fixture("ipt_tiny_sr_x4_legacy")
+    ipt, weights = load_model(FIXTURES / "ipt_tiny_sr_x4_legacy.pt", num_heads=3)
+    packed = sd["body.decoder.layers.1.self_attn.in_proj_weight"]
+    d = packed.shape[1]
+    np.testing.assert_array_equal(weights.params["body.decoder.1.self_attn.in_proj_weight_qk"], packed[:2 * d])
+    np.testing.assert_array_equal(weights.params["body.decoder.1.self_attn.in_proj_weight_v"], packed[2 * d:])
+    packed = sd["body.decoder.layers.1.multihead_attn.in_proj_weight"]
+    np.testing.assert_array_equal(weights.params["body.decoder.1.cross_attn.in_proj_weight_q"], packed[:d])
+    np.testing.assert_array_equal(weights.params["body.decoder.1.cross_attn.in_proj_weight_kv"], packed[d:])
+    assert weights.params["body.encoder.1.self_attn.in_proj_weight"].shape == (3 * d, d)  # the encoder keeps it whole
+
+    # an older checkpoint of ours: the decoder's projections packed again
+    path = tmp_path / "ours.ckpt"
+    save_checkpoint(ipt, path)
+    raw = ms.load_checkpoint(str(path))
+    old = [{"name": k, "data": v} for k, v in raw.items() if "in_proj_weight_" not in k and not isinstance(v, str)]
+    for i in range(2):
+        for cell, blocks in (("self_attn", ("qk", "v")), ("cross_attn", ("q", "kv"))):
+            rows = [raw[f"body.decoder.{i}.{cell}.in_proj_weight_{b}"].asnumpy() for b in blocks]
+            old.append({"name": f"body.decoder.{i}.{cell}.in_proj_weight", "data": ms.Tensor(np.concatenate(rows))})
+    old_path = tmp_path / "old.ckpt"
+    ms.save_checkpoint(old, str(old_path), append_dict={k: v for k, v in raw.items() if isinstance(v, str)})
+    loaded, again = load_model(old_path)
+    assert set(again.params) == set(weights.params)
+    x = data["input"]
+    np.testing.assert_array_equal(run_task(loaded, "sr_x4", x), run_task(ipt, "sr_x4", x))
+
+    old[-1]["data"] = old[-1]["data"][:-1]
+    ms.save_checkpoint(old, str(old_path), append_dict={k: v for k, v in raw.items() if isinstance(v, str)})
+    with pytest.raises(CheckpointError, match=r"old\.ckpt: parameter body\.decoder\.1\.cross_attn\.in_proj_weight has "
+                                              r"shape \(107, 36\), expected \(3 \* dim, dim\)"):
+        read_weights(old_path)
+
+
 def test_keep_one_task_of_the_pretrained_model(tmp_path):
     _, data = fixture("ipt_tiny_pretrain_zip")
     full, weights = load_model(FIXTURES / "ipt_tiny_pretrain_zip.pt", num_heads=3)

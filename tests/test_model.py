@@ -28,9 +28,21 @@ def test_parameter_names_are_by_task(tiny_config):
     assert "tasks.sr_x4.tail.upsampler.1.weight" in names  # two x2 stages
     assert "tasks.denoise_30.head.res_blocks.1.conv2.bias" in names
     assert not any(n.startswith("tasks.denoise_30.tail.upsampler") for n in names)  # x1: no upsampler
-    assert "body.decoder.0.cross_attn.in_proj_weight" in names
     assert not any("out_proj.bias" in n for n in names)
     assert all(n.startswith(("body.", "tasks.")) for n in names)
+
+
+def test_attention_in_projections_are_the_row_blocks_each_layer_uses(tiny_config):
+    cfg = tiny_config(("sr_x2",))
+    d = cfg.token_dim
+    shapes = {p.name: tuple(p.shape) for p in IPT(cfg).get_parameters() if ".in_proj_weight" in p.name}
+    expected = {"body.encoder.0.self_attn.in_proj_weight": (3 * d, d),       # q = k = v: the packed W_q | W_k | W_v
+                "body.decoder.0.self_attn.in_proj_weight_qk": (2 * d, d),   # q = k: W_q | W_k, and W_v
+                "body.decoder.0.self_attn.in_proj_weight_v": (d, d),
+                "body.decoder.0.cross_attn.in_proj_weight_q": (d, d),       # k = v: W_q, and W_k | W_v
+                "body.decoder.0.cross_attn.in_proj_weight_kv": (2 * d, d)}
+    assert {k: v for k, v in shapes.items() if ".0." in k} == expected
+    assert len(shapes) == cfg.num_encoder_layers + 4 * cfg.num_decoder_layers
 
 
 def test_task_net_shares_parameters_without_renaming(tiny_config):

@@ -6,6 +6,7 @@ mis-shaped parameter is a CheckpointError naming it.
 """
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import mindspore as ms
 from src.errors import CheckpointError, ConfigError
 from src.checkpoint import official
 from src.checkpoint.torch_pickle import extract_state_dict, is_torch_file, load_torch_file
-from src.models.ipt import IPT, IPTConfig
-from src.models.layers import FP32
+from src.models.ipt import DECODER_ATTENTION_BLOCKS, IPT, IPTConfig
+from src.models.layers import FP32, IN_PROJ_ROWS, in_proj_name
 
 CONFIG_KEY = "ipt_config"
 FORMAT_KEY = "ipt_format"
@@ -53,7 +54,7 @@ def read_weights(path, task=None, num_heads=None) -> LoadedWeights:
     if is_torch_file(path):
         cfg, params = official.from_torch_names(extract_state_dict(load_torch_file(path), path), path, task,
                                                 num_heads or 12)
-        return LoadedWeights(cfg, params, "pytorch")
+        return LoadedWeights(cfg, split_packed_projections(params, path), "pytorch")
     raw = _read_mindspore(path)
     if CONFIG_KEY in raw:
         try:
@@ -64,12 +65,12 @@ def read_weights(path, task=None, num_heads=None) -> LoadedWeights:
         if num_heads and num_heads != cfg.num_heads:
             raise ConfigError(f"{path} was saved with num_heads {cfg.num_heads}; it cannot be loaded with {num_heads}")
         extra = {k: v for k, v in raw.items() if not k.startswith(("body.", "tasks."))}
-        params = {k: v.asnumpy() for k, v in raw.items() if k not in extra}
+        params = split_packed_projections({k: v.asnumpy() for k, v in raw.items() if k not in extra}, path)
         extra = {k: (v if isinstance(v, str) else v.asnumpy().item()) for k, v in extra.items()}
         return LoadedWeights(cfg, params, "ours", extra)
     params = {k: v.asnumpy() for k, v in raw.items() if not isinstance(v, str)}
     cfg, params = official.from_torch_names(official.to_torch_names(params, path), path, task, num_heads or 12)
-    return LoadedWeights(cfg, params, "mindspore-zoo")
+    return LoadedWeights(cfg, split_packed_projections(params, path), "mindspore-zoo")
 
 
 def select_tasks(weights: LoadedWeights, tasks) -> LoadedWeights:
@@ -82,6 +83,30 @@ def select_tasks(weights: LoadedWeights, tasks) -> LoadedWeights:
     params = {k: v for k, v in weights.params.items()
               if not k.startswith("tasks.") or k.split(".")[1] in keep}
     return LoadedWeights(weights.config.replace(tasks=keep), params, weights.source_format, weights.extra)
+
+
+_PACKED_DECODER_PROJECTION = re.compile(r"^(body\.decoder\.\d+\.(self_attn|cross_attn)\.)in_proj_weight$")
+
+
+def split_packed_projections(params, path):
+    """``params`` (our names) with each decoder attention's packed in-projection ``in_proj_weight`` (3D, D), as
+    PyTorch and the model zoo store it and as our checkpoints before 2026-11-29 did, split into the row blocks that
+    the cell holds (``ipt.DECODER_ATTENTION_BLOCKS``: ``in_proj_weight_qk`` and ``_v``, ``_q`` and ``_kv``)."""
+    out = {}
+    for name, value in params.items():
+        m = _PACKED_DECODER_PROJECTION.match(name)
+        if not m:
+            out[name] = value
+            continue
+        packed = np.asarray(value)
+        dim = packed.shape[-1]
+        if packed.shape != (3 * dim, dim):
+            raise CheckpointError(f"{path}: parameter {name} has shape {packed.shape}, expected (3 * dim, dim): "
+                                  f"the rows W_q | W_k | W_v")
+        for block in DECODER_ATTENTION_BLOCKS[m[2]]:
+            first, last = IN_PROJ_ROWS[block]
+            out[m[1] + in_proj_name(block)] = packed[first * dim:last * dim]
+    return out
 
 
 def assign_strict(net, params, path):

@@ -12,8 +12,9 @@ from mindspore import nn, ops
 
 from src.errors import ConfigError
 from src.tasks import check_task_list, get_task
-from src.models.layers import (Conv2d, channel_bias_add, LayerNorm, Linear, MultiheadAttention, RowBiasAdd, add_table,
-                               normal_parameter, numpy_constant, permute, FP32)
+from src.models.layers import (CROSS_ATTENTION, QUERY_KEY_ATTENTION, Conv2d, channel_bias_add, LayerNorm, Linear,
+                               MultiheadAttention, RowBiasAdd, add_table, normal_parameter, numpy_constant, permute,
+                               FP32)
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official MeanShift
 UPSAMPLE_STAGES = {1: [], 2: [2], 3: [3], 4: [2, 2]}  # pixel-shuffle factors of the official tails, by scale
@@ -184,15 +185,22 @@ class EncoderLayer(nn.Cell):
         return t + self.linear2(self.relu(self.linear1(self.norm2(t))))
 
 
+# The in-projection row blocks each decoder attention holds (``layers.MultiheadAttention``; the loader splits
+# packed weights by this).
+DECODER_ATTENTION_BLOCKS = {"self_attn": QUERY_KEY_ATTENTION, "cross_attn": CROSS_ATTENTION}
+
+
 class DecoderLayer(nn.Cell):
     """Pre-norm; the task query Q is added to q and k of self-attention and to q of cross-attention, never to v."""
 
     def __init__(self, dim, heads, tokens, hidden, out_proj_bias, compute_dtype):
         super().__init__()
         self.norm1 = LayerNorm(dim)
-        self.self_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype)
+        self.self_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype,
+                                            DECODER_ATTENTION_BLOCKS["self_attn"])
         self.norm2 = LayerNorm(dim)
-        self.cross_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype)
+        self.cross_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype,
+                                             DECODER_ATTENTION_BLOCKS["cross_attn"])
         self.norm3 = LayerNorm(dim)
         self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
         self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import mindspore as ms
-from mindspore import mint, nn, ops, Parameter
+from mindspore import nn, ops, Parameter
 from mindspore.common.initializer import initializer, HeUniform, Uniform, Normal
 
 FP32 = ms.float32
@@ -170,25 +170,50 @@ class RowNorm(nn.Cell):
         return dx, self.col_sum(dy * xhat, 0), self.col_sum(dy, 0)
 
 
-class MultiheadAttention(_Precision):
-    """Multi-head attention with PyTorch's parameter layout, written with batched matmuls.
+# Row blocks of PyTorch's packed in-projection weight W_q | W_k | W_v (3D, D), as (first, last) in units of D.
+IN_PROJ_ROWS = {"qkv": (0, 3), "qk": (0, 2), "v": (2, 3), "q": (0, 1), "kv": (1, 3)}
+# The blocks each way of attending projects with (see MultiheadAttention).
+SELF_ATTENTION, QUERY_KEY_ATTENTION, CROSS_ATTENTION = ("qkv",), ("qk", "v"), ("q", "kv")
 
-    ``in_proj_weight`` packs W_q | W_k | W_v row-wise (3D, D) with no bias; ``out_proj`` has a bias only with
-    ``out_proj_bias`` (torch 1.5-1.7 always wrote one). Queries are scaled by 1/sqrt(head_dim). Inputs are
-    (N, num_tokens, D). Three entry points project equal inputs together to save matmuls: ``self_attention`` (q = k = v),
-    ``query_key_attention`` (q = k, separate v) and ``cross_attention`` (separate q, k = v).
+
+def in_proj_name(block):
+    """Parameter name of an in-projection row block: ``in_proj_weight`` for the whole packed weight (as PyTorch),
+    ``in_proj_weight_<block>`` for part of it."""
+    return "in_proj_weight" if block == "qkv" else f"in_proj_weight_{block}"
+
+
+class MultiheadAttention(_Precision):
+    """Multi-head attention with PyTorch's parameters, written with batched matmuls.
+
+    PyTorch packs W_q | W_k | W_v row-wise in one ``in_proj_weight`` (3D, D), with no bias; ``out_proj`` has a bias
+    only with ``out_proj_bias`` (torch 1.5-1.7 always wrote one). Queries are scaled by 1/sqrt(head_dim). Inputs are
+    (N, num_tokens, D). ``blocks`` says how the cell attends, and so which row blocks of the packed weight it holds as
+    parameters (``IN_PROJ_ROWS``, named by ``in_proj_name``), each projecting equal inputs together:
+    ``SELF_ATTENTION`` (q = k = v, the encoder: the whole packed weight), ``QUERY_KEY_ATTENTION`` (q = k, separate v:
+    rows W_q|W_k and W_v) and ``CROSS_ATTENTION`` (separate q, k = v: rows W_q and W_k|W_v). Holding the blocks
+    rather than taking rows of one packed weight in the graph saves a copy of the weight per call: MindSpore 2.10's
+    CPU MatMul copies a ``mint.narrow`` row view first (about 8 ms of a batch-1 forward, between the kernels), a
+    slice is a StridedSlice copy. The checkpoint loader splits packed weights into these blocks
+    (``checkpoint.loader.split_packed_projections``).
     """
 
-    def __init__(self, dim, num_heads, num_tokens, out_proj_bias=False, compute_dtype=FP32):
+    def __init__(self, dim, num_heads, num_tokens, out_proj_bias=False, compute_dtype=FP32, blocks=SELF_ATTENTION):
         super().__init__(compute_dtype)
         if dim % num_heads:
             raise ValueError(f"embedding dim {dim} is not divisible by num_heads {num_heads}")
+        if tuple(blocks) not in (SELF_ATTENTION, QUERY_KEY_ATTENTION, CROSS_ATTENTION):
+            raise ValueError(f"in-projection blocks {blocks!r}; expected one of {SELF_ATTENTION}, "
+                             f"{QUERY_KEY_ATTENTION}, {CROSS_ATTENTION}")
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = 1.0 / math.sqrt(self.head_dim)
-        bound = math.sqrt(6.0 / (dim + 3 * dim))  # xavier_uniform on (3D, D), torch's default for in_proj
-        self.in_proj_weight = Parameter(initializer(Uniform(bound), (3 * dim, dim), FP32), name="in_proj_weight")
+        self.blocks = tuple(blocks)
+        bound = math.sqrt(6.0 / (dim + 3 * dim))  # xavier_uniform on the packed (3D, D), torch's default for in_proj
+        for block in self.blocks:
+            first, last = IN_PROJ_ROWS[block]
+            setattr(self, in_proj_name(block), Parameter(initializer(Uniform(bound), ((last - first) * dim, dim), FP32),
+                                                         name=in_proj_name(block)))
         self.out_proj = Linear(dim, dim, has_bias=out_proj_bias, compute_dtype=compute_dtype)
         self.matmul = ops.MatMul(transpose_b=True)
         self.scores = ops.BatchMatMul(transpose_b=True)
@@ -198,22 +223,10 @@ class MultiheadAttention(_Precision):
         self.split = nn.CellList([RowPermutation([head_rows(num_tokens, num_heads, part, parts)
                                                   for part in range(parts)]) for parts in (1, 2, 3)])
         self.merge = RowPermutation([np.argsort(head_rows(num_tokens, num_heads, 0, 1))])
-        self.onnx_ops = False  # see use_onnx_ops
 
-    def _project(self, x, start, stop):
-        """x (N, L, D) -> x @ W[start:stop]^T, (N*L, stop - start).
-
-        Rows of the packed weight are taken by ``mint.narrow``, a view that MatMul reads in place (a row range is
-        contiguous); ``W[start:stop]`` compiles to a StridedSlice copy of the weight (2% of a batch-1 forward).
-        ``onnx_ops`` (``use_onnx_ops``) takes the slice: MindSpore 2.10 exports no NarrowView to ONNX. Same values.
-        """
-        if start == 0 and stop == 3 * self.dim:
-            w = self.in_proj_weight
-        elif self.onnx_ops:
-            w = self.in_proj_weight[start:stop]
-        else:
-            w = mint.narrow(self.in_proj_weight, 0, start, stop - start)
-        return self._out(self.matmul(self._in(x.reshape(-1, self.dim)), self._in(w)))
+    def _project(self, x, weight):
+        """x (N, L, D) -> x @ weight^T, (N*L, rows of weight)."""
+        return self._out(self.matmul(self._in(x.reshape(-1, self.dim)), self._in(weight)))
 
     def _heads(self, proj, n, parts):
         """(N*L, parts*D) projection -> ``parts`` tensors (N, H, L, head_dim): q|k|v and heads split by row gathers."""
@@ -229,22 +242,22 @@ class MultiheadAttention(_Precision):
 
     def self_attention(self, x):
         """q = k = v = x (encoder)."""
-        n, d = x.shape[0], self.dim
-        q, k, v = self._heads(self._project(x, 0, 3 * d), n, 3)
+        n = x.shape[0]
+        q, k, v = self._heads(self._project(x, self.in_proj_weight), n, 3)
         return self.out_proj(self.attend(q, k, v, n))
 
     def query_key_attention(self, qk, v):
         """q = k = qk, separate v (decoder self-attention with the task query)."""
-        n, d = qk.shape[0], self.dim
-        q, k = self._heads(self._project(qk, 0, 2 * d), n, 2)
-        v = self._heads(self._project(v, 2 * d, 3 * d), n, 1)[0]
+        n = qk.shape[0]
+        q, k = self._heads(self._project(qk, self.in_proj_weight_qk), n, 2)
+        v = self._heads(self._project(v, self.in_proj_weight_v), n, 1)[0]
         return self.out_proj(self.attend(q, k, v, n))
 
     def cross_attention(self, q, kv):
         """separate q, k = v = kv (decoder cross-attention on the encoder memory)."""
-        n, d = q.shape[0], self.dim
-        k, v = self._heads(self._project(kv, d, 3 * d), n, 2)
-        q = self._heads(self._project(q, 0, d), n, 1)[0]
+        n = q.shape[0]
+        k, v = self._heads(self._project(kv, self.in_proj_weight_kv), n, 2)
+        q = self._heads(self._project(q, self.in_proj_weight_q), n, 1)[0]
         return self.out_proj(self.attend(q, k, v, n))
 
 
