@@ -9,8 +9,12 @@ peak is also read right after, best of 5, for information). It then answers what
   arithmetic only         the same if every op other than MatMul, BatchMatMul and Conv2D took no time
   budget for the rest     the time per call that Softmax, Gather, BiasAdd, ReLU, Add, ... may take together
                           for the target to be met, against the time they take
+Then the time between kernels (from the profiler's per-kernel timestamps), by the kernel that follows each gap (layer
+numbers left out, so the 12 layers' kernels add up): work that is no op of the graph shows up there, such as the
+runtime's copy of a view before a kernel that needs contiguous input (``--gaps N`` rows).
 
-    .venv/bin/python benchmarks/op_profile.py [--batch 8] [--calls 2] [--target 0.9] [--json out.json] [--tiny]
+    .venv/bin/python benchmarks/op_profile.py [--batch 8] [--calls 2] [--target 0.9] [--gaps 12] [--json out.json]
+        [--tiny]
 
 CPU only: the table is read from the CPU profiler's ``cpu_op_type_info`` file.
 """
@@ -18,6 +22,7 @@ import argparse
 import csv
 import glob
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -41,6 +46,40 @@ def read_op_types(profile_dir):
             for row in csv.DictReader(f):
                 totals[row["op_type"]] = totals.get(row["op_type"], 0.0) + float(row["total_compute_time"])
     return totals
+
+
+def read_kernel_times(profile_dir):
+    """[(start ms, duration ms, full op name)] in start order from the CPU profiler's ``cpu_op_execute_timestamp``
+    files (lines ``<name>;<stream>;<start ns>,<duration ms>,<...>``). They hold one launch per kernel of the graph,
+    whatever the number of profiled calls: one call's timeline."""
+    found = glob.glob(os.path.join(profile_dir, "**", "cpu_op_execute_timestamp_*.txt"), recursive=True)
+    if not found:
+        raise RuntimeError(f"the profiler wrote no cpu_op_execute_timestamp_*.txt under {profile_dir}")
+    kernels = []
+    for path in found:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    name, _, times = line.strip().split(";")
+                    start_ns, duration_ms = times.split(",")[:2]
+                    kernels.append((int(start_ns) / 1e6, float(duration_ms), name))
+    return sorted(kernels)
+
+
+def kernel_gaps(kernels, rows=12):
+    """The time between consecutive kernels of one call (``read_kernel_times``): the total, and the largest ``rows``
+    groups by the kernel that follows a gap, named without layer numbers (``.../3-DecoderLayer/...`` ->
+    ``.../DecoderLayer/...``)."""
+    if len(kernels) < 2:
+        raise RuntimeError(f"{len(kernels)} kernel launch(es) in the timeline; nothing to measure between")
+    groups = {}
+    for (start, duration, _), (next_start, _, name) in zip(kernels, kernels[1:]):
+        key = re.sub(r"/\d+-", "/", name)
+        n, ms = groups.get(key, (0, 0.0))
+        groups[key] = (n + 1, ms + next_start - (start + duration))
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][1])
+    return {"kernels": len(kernels), "gap_ms": sum(ms for _, ms in groups.values()),
+            "largest": [{"before": k, "count": n, "ms": ms} for k, (n, ms) in ranked[:rows]]}
 
 
 def analyse(totals_ms, calls, batch, macs_by_kind, target):
@@ -83,6 +122,12 @@ def format_report(result):
               f"{100 * result['fraction_arithmetic_only']:.1f}% of the MatMul rate",
               f"for {100 * t:.0f}% of the MatMul rate the other ops may take {result['rest_budget_ms_per_call']:.1f} ms "
               f"per call together; they take {result['rest_ms_per_call']:.1f} ms"]
+    gaps = result.get("gaps")
+    if gaps:
+        lines += [f"between kernels (the profiler's timeline of one call): {gaps['gap_ms']:.1f} ms over "
+                  f"{gaps['kernels']} kernels; the largest, by the kernel that follows:",
+                  f"{'ms':>9} {'gaps':>6}  before"]
+        lines += [f"{g['ms']:>9.2f} {g['count']:>6}  {g['before']}" for g in gaps["largest"]]
     return "\n".join(lines)
 
 
@@ -93,12 +138,14 @@ def parse_args(argv=None):
                    help="profiled calls (after the compiling call and forward_benchmark.WARMUP_CALLS warm-up calls)")
     p.add_argument("--matmul_size", type=int, default=2048, help="side of the square matmul for the peak")
     p.add_argument("--target", type=float, default=0.9, help="fraction of the MatMul rate to budget for")
+    p.add_argument("--gaps", type=int, default=12, help="rows of the time-between-kernels table (0: none)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny sizes instead of the official ones")
     p.add_argument("--onednn_isa", default="auto", help="CPU kernel set-up of src/runtime.py (auto, off, an ISA name)")
     args = p.parse_args(argv)
-    if args.batch < 1 or args.calls < 1:
-        p.error(f"--batch and --calls must be >= 1 (got --batch {args.batch}, --calls {args.calls})")
+    if args.batch < 1 or args.calls < 1 or args.gaps < 0:
+        p.error(f"--batch and --calls must be >= 1 and --gaps >= 0 (got --batch {args.batch}, --calls {args.calls}, "
+                f"--gaps {args.gaps})")
     if not 0 < args.target <= 1:
         p.error(f"--target must be in (0, 1] (got {args.target})")
     return args
@@ -133,6 +180,7 @@ def main(argv=None):
         profiler.stop()
         profiler.analyse()
         totals = read_op_types(profile_dir)
+        kernels = read_kernel_times(profile_dir)
     finally:
         shutil.rmtree(profile_dir, ignore_errors=True)
     matmul = fb.make_matmul(args.matmul_size)
@@ -140,6 +188,8 @@ def main(argv=None):
     result = analyse(totals, args.calls, args.batch, cfg.macs_by_kind(2), args.target)
     result.update(batch=args.batch, calls=args.calls, wall_ms_per_call=wall_ms, matmul_peak_gflops=peak,
                   matmul_size=args.matmul_size, config=cfg.to_dict(), time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    if args.gaps:
+        result["gaps"] = kernel_gaps(kernels, args.gaps)
     print(format_report(result))
     if args.json:
         fb.write_json_atomic(args.json, result)

@@ -135,6 +135,29 @@ def test_op_profile_arithmetic():
         op_profile.analyse({"MatMul": 1.0, "BatchMatMul": 1.0}, 1, 1, macs, 0.9)
 
 
+def test_op_profile_gaps_between_kernels(tmp_path):
+    """Hand-written timestamp lines in the profiler's format (the real file is read in the tiny run below): a gap is
+    the next start - (start + duration), grouped by the following kernel without its layer number."""
+    op_profile = load_script(PROFILE)
+    lines = [f"{name};HostCpuOps;{1_000_000 + start_us * 1000},{dur_ms},0"
+             for name, start_us, dur_ms in (("Default/body/Reshape-op0", 0, 0.1),
+                                            ("Default/body/0-Layer/MatMul-op0", 300, 0.5),
+                                            ("Default/body/1-Layer/MatMul-op0", 1000, 0.5),
+                                            ("Default/body/Add-op1", 1600, 0.1))]
+    folder = tmp_path / "prof" / "FRAMEWORK"
+    folder.mkdir(parents=True)
+    (folder / "cpu_op_execute_timestamp_0.txt").write_text("\n".join(lines[::-1]) + "\n")  # any order
+    kernels = op_profile.read_kernel_times(tmp_path)
+    assert [k[2] for k in kernels[:2]] == ["Default/body/Reshape-op0", "Default/body/0-Layer/MatMul-op0"]
+    gaps = op_profile.kernel_gaps(kernels, rows=5)
+    # 0.2 ms before the first MatMul, 0.2 before the second, 0.1 before Add
+    assert gaps["kernels"] == 4 and gaps["gap_ms"] == pytest.approx(0.5)
+    assert gaps["largest"][0] == {"before": "Default/body/Layer/MatMul-op0", "count": 2, "ms": pytest.approx(0.4)}
+    assert gaps["largest"][1]["before"] == "Default/body/Add-op1" and len(gaps["largest"]) == 2
+    with pytest.raises(RuntimeError, match="1 kernel launch"):
+        op_profile.kernel_gaps(kernels[:1])
+
+
 def test_op_profile_tiny_run(tmp_path):
     """A real profiled run of the tiny graph: the op table holds the model's kernels and adds up."""
     out = tmp_path / "profile.json"
@@ -149,6 +172,10 @@ def test_op_profile_tiny_run(tmp_path):
     assert data["sum_ms_per_call"] == pytest.approx(sum(o["ms_per_call"] for o in data["ops"]))
     assert data["config"]["n_feats"] == 4 and data["matmul_peak_gflops"] > 0
     assert "of the MatMul rate" in proc.stdout
+    gaps = data["gaps"]  # from the real timestamp file of the profiled call
+    assert gaps["kernels"] > 100 and sum(g["count"] for g in gaps["largest"]) < gaps["kernels"]
+    assert 0 < gaps["gap_ms"] < data["wall_ms_per_call"]
+    assert "between kernels" in proc.stdout
 
 
 def test_op_profile_bad_arguments():
