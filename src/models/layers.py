@@ -153,8 +153,11 @@ class RowNorm(nn.Cell):
     def construct(self, x, gamma, beta):
         neg_mean = self._neg_row_mean(x)
         centred = self._shift_rows(x, neg_mean)
-        # 1 / sqrt as RealDiv: MindSpore 2.10 exports neither Rsqrt nor Reciprocal to ONNX
-        rstd = self.real_div(self.one, ops.sqrt(self._row_mean(centred * centred) + self.eps))
+        var_eps = self._row_mean(centred * centred) + self.eps
+        if self.onnx_ops:  # MindSpore 2.10 exports neither Rsqrt nor Reciprocal to ONNX: 1 / sqrt as RealDiv
+            rstd = self.real_div(self.one, ops.sqrt(var_eps))
+        else:  # one kernel instead of two (60 fewer launches per forward)
+            rstd = ops.rsqrt(var_eps)
         y = self.bias_add(centred * self.matmul(rstd, gamma.reshape(1, -1)), beta)  # (x - mean) * rstd * gamma + beta
         return y, neg_mean, rstd
 
