@@ -393,6 +393,25 @@ def write_json_atomic(path, data):
         f.write("\n")
 
 
+# Cross-core round trips below this are this project's shared host in its fast state (130-160 ns: the two vCPUs share
+# a cache), above it in its slow one (330-600 ns); see benchmarks/README.md, "Why calls are paired".
+CROSS_CORE_SPLIT_NS = 250
+
+
+def ratios_by_host_state(rounds, split_ns=CROSS_CORE_SPLIT_NS):
+    """The pair ratios of ``rounds`` grouped by the cross-core round trip read before each pair: {"fast" (below
+    ``split_ns``) / "slow": {"pairs", "median", "range", "cross_core_ns": [min, max]}}, groups with pairs only."""
+    groups = {}
+    for r in rounds:
+        for ns, ratio in zip(r["cross_core_ns"], r["pair_ratios"]):
+            if ns is not None:
+                groups.setdefault("fast" if ns < split_ns else "slow", []).append((ns, ratio))
+    return {state: {"pairs": len(g), "median": _median([q for _, q in g]),
+                    "range": [min(q for _, q in g), max(q for _, q in g)],
+                    "cross_core_ns": [min(ns for ns, _ in g), max(ns for ns, _ in g)]}
+            for state, g in sorted(groups.items())}
+
+
 def summarize(rounds, gflop):
     """One row from the rounds of one batch size: medians of speed and compile time, the best matmul peak, the
     largest RSS; ``vs torch`` is the median of all the rounds' pair ratios (call i of MindSpore against call i of
@@ -409,6 +428,7 @@ def summarize(rounds, gflop):
         ratios = [q for r in rounds for q in r["pair_ratios"]]
         row["speed_vs_torch"] = _median(ratios)
         row["speed_vs_torch_range"] = [min(ratios), max(ratios)]
+        row["speed_vs_torch_by_host_state"] = ratios_by_host_state(rounds)
     return row
 
 
@@ -424,6 +444,12 @@ def format_table(results, matmul_size, gflop, tiny):
                      f"{r['peak_rss_gb']:>12.2f} {format_ns(r['cross_core_ns'])}"
                      + (f" {r['torch_tiles_per_s']:>14.3f} {r['speed_vs_torch']:>8.2f}x"
                                                         if "speed_vs_torch" in r else f" {'-':>14} {'-':>9}"))
+    for r in results:
+        for state, g in r.get("speed_vs_torch_by_host_state", {}).items():
+            lines.append(f"batch {r['batch']}, pairs taken at a cross-core round trip of {g['cross_core_ns'][0]:.0f}-"
+                         f"{g['cross_core_ns'][1]:.0f} ns ({state} state of a shared host, split at "
+                         f"{CROSS_CORE_SPLIT_NS} ns): {g['median']:.2f}x PyTorch ({g['range'][0]:.2f}-"
+                         f"{g['range'][1]:.2f}, {g['pairs']} pairs)")
     return "\n".join(lines)
 
 

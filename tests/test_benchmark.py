@@ -77,6 +77,28 @@ def test_tiny_run_with_torch_reference(tmp_path):
     assert ms_row["pair_ratios"] == pytest.approx(pairs)
     assert row["speed_vs_torch"] == pytest.approx(sorted(pairs)[1])  # the median of 3 pairs
     assert row["speed_vs_torch_range"] == pytest.approx([min(pairs), max(pairs)])
+    split = row["speed_vs_torch_by_host_state"]  # every pair in one of the two groups, when the probe ran
+    if ms_row["cross_core_ns"][0] is not None:
+        assert sum(g["pairs"] for g in split.values()) == 3
+
+
+def test_pair_ratios_split_by_host_state():
+    """Recorded readings: each pair's ratio goes with the round trip read before it; pairs without a reading (no C
+    compiler) are left out of the split, not of the row's overall median."""
+    bench = load_script(SCRIPT)
+    rounds = [{"cross_core_ns": [150.0, 420.0, 140.0], "pair_ratios": [1.04, 0.96, 1.02]},
+              {"cross_core_ns": [None, 530.0, 160.0], "pair_ratios": [1.50, 0.98, 1.01]}]
+    split = bench.ratios_by_host_state(rounds)
+    assert split["fast"] == {"pairs": 3, "median": 1.02, "range": [1.01, 1.04], "cross_core_ns": [140.0, 160.0]}
+    assert split["slow"]["pairs"] == 2 and split["slow"]["median"] == pytest.approx(0.97)
+    assert split["slow"]["cross_core_ns"] == [420.0, 530.0]
+    assert bench.ratios_by_host_state([{"cross_core_ns": [None], "pair_ratios": [1.0]}]) == {}
+    row = {"batch": 1, "compile_s": 1.0, "steady_s": 0.5, "tiles_per_s": 2.0, "gflops": 1.0, "matmul_peak_gflops": 2.0,
+           "fraction_of_peak": 0.5, "peak_rss_gb": 1.0, "cross_core_ns": 160.0, "torch_tiles_per_s": 2.0,
+           "speed_vs_torch": 1.02, "speed_vs_torch_by_host_state": split}
+    table = bench.format_table([row], 256, 1.0, True)
+    assert "pairs taken at a cross-core round trip of 140-160 ns (fast state" in table
+    assert "420-530 ns (slow state of a shared host, split at 250 ns): 0.97x PyTorch (0.96-0.98, 2 pairs)" in table
 
 
 def test_cross_core_probe_runs(capsys):

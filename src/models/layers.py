@@ -211,9 +211,8 @@ class MultiheadAttention(_Precision):
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.blocks = tuple(blocks)
         bound = math.sqrt(6.0 / (dim + 3 * dim))  # xavier_uniform on the packed (3D, D), torch's default for in_proj
-        for block in self.blocks:
+        for block in blocks:
             first, last = IN_PROJ_ROWS[block]
             setattr(self, in_proj_name(block), Parameter(initializer(Uniform(bound), ((last - first) * dim, dim), FP32),
                                                          name=in_proj_name(block)))
