@@ -45,6 +45,14 @@ TINY = dict(n_feats=4, num_heads=3, num_encoder_layers=1, num_decoder_layers=1) 
 WARMUP_CALLS = 5
 
 
+def load_module(name, path):
+    """The module at ``path`` (relative to the repository root) by file, whatever ``sys.path`` holds."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def model_config(tiny):
     from src.models.ipt import IPTConfig
 
@@ -253,13 +261,10 @@ def worker_forward(args):
 def worker_torch(args):
     """The same network in PyTorch, written like the official code (``scripts/make_torch_fixtures.py`` modules:
     nn.MultiheadAttention, unfold/fold), eval mode under no_grad, on all the cores the process may use: the reference."""
-    import importlib.util
     import numpy as np
     import torch
 
-    spec = importlib.util.spec_from_file_location("torch_ipt", os.path.join(ROOT, "scripts", "make_torch_fixtures.py"))
-    torch_ipt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(torch_ipt)
+    torch_ipt = load_module("torch_ipt", "scripts/make_torch_fixtures.py")
     # every core the process may use, as torch does by default; not OMP_NUM_THREADS=1, which importing MindSpore
     # sets (in this process through src.models, and in any process started from one that imported it)
     torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -297,10 +302,7 @@ def torch_available():
 
 def cross_core_probe():
     """``benchmarks/cross_core.py``'s probe: ns per cache-line round trip between two CPUs now (None if unavailable)."""
-    spec = importlib.util.spec_from_file_location("cross_core", os.path.join(ROOT, "benchmarks", "cross_core.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.probe()
+    return load_module("cross_core", "benchmarks/cross_core.py").probe()
 
 
 def _median_or_none(values):

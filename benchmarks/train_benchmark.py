@@ -27,7 +27,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
-def _load(name, path):
+def _load(name, path):  # only to load forward_benchmark, whose load_module serves everything else
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -90,7 +90,7 @@ def worker_torch(args):
     import numpy as np
     import torch
 
-    torch_ipt = _load("torch_ipt", "scripts/make_torch_fixtures.py")
+    torch_ipt = forward_benchmark.load_module("torch_ipt", "scripts/make_torch_fixtures.py")
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # not the OMP_NUM_THREADS=1 that importing MindSpore sets
     torch.manual_seed(0)
     cfg = model_config(args.step, args.tiny)

@@ -85,7 +85,8 @@ def select_tasks(weights: LoadedWeights, tasks) -> LoadedWeights:
     return LoadedWeights(weights.config.replace(tasks=keep), params, weights.source_format, weights.extra)
 
 
-_PACKED_DECODER_PROJECTION = re.compile(r"^(body\.decoder\.\d+\.(self_attn|cross_attn)\.)in_proj_weight$")
+_PACKED_DECODER_PROJECTION = re.compile(rf"^(body\.decoder\.\d+\.({'|'.join(DECODER_ATTENTION_BLOCKS)})\.)"
+                                        r"in_proj_weight$")
 
 
 def split_packed_projections(params, path):
