@@ -67,16 +67,19 @@ def test_batch_one_graphs_match_torch(name):
         assert np.abs(ours - data["output_0"][i:i + 1]).max() < TOL, (i, np.abs(ours - data["output_0"][i:i + 1]).max())
 
 
-def test_every_gradient_matches_the_float64_oracle():
+@pytest.mark.parametrize("batch", [1, 2])
+def test_every_gradient_matches_the_float64_oracle(batch):
     """The gradient of a loss with respect to every parameter of a 2+2-layer model (head, body layer by layer, tail)
     agrees with central differences of the float64 NumPy oracle, along a random direction per PyTorch tensor, mapped
     to our layout by the loader's own renaming and splitting. MindSpore 2.10 once gave decoder layer 1 the
-    in-projection gradient of layer 0 (rows taken with ``mint.narrow``); this checks the layers one by one."""
+    in-projection gradient of layer 0 (rows taken with ``mint.narrow``); this checks the layers one by one. Batch 1
+    and 2: the attention has a form for one image and one for several (``layers.MultiheadAttention``)."""
     sd, data = fixture("ipt_tiny_sr_x4_legacy")
     heads, scales = int(data["num_heads"]), [int(s) for s in data["scales"]]
     ipt, _ = load_model(FIXTURES / "ipt_tiny_sr_x4_legacy.pt", num_heads=heads)
-    x = data["input"][:1]
-    target = np.random.default_rng(3).uniform(0, 255, data["output_0"][:1].shape)
+    assert len(data["input"]) >= batch
+    x = data["input"][:batch]
+    target = np.random.default_rng(3).uniform(0, 255, data["output_0"][:batch].shape)
 
     def oracle_loss(state):
         return float(np.mean((ipt_forward(state, x, 0, scales, heads) - target) ** 2) / 255 ** 2)
