@@ -54,8 +54,13 @@ class Linear(_Precision):
         self.bias_add = RowBiasAdd()
 
     def construct(self, x):
+        return self.with_weight_scale(x, 1.0)
+
+    def with_weight_scale(self, x, factor):
+        """x (factor W)^T + b: the layer with its weight scaled by a constant (``MultiheadAttention``)."""
         lead = x.shape[:-1]
-        y = self._out(self.matmul(self._in(x.reshape(-1, self.in_features)), self._in(self.weight)))
+        weight = self.weight if factor == 1.0 else self.weight * factor
+        y = self._out(self.matmul(self._in(x.reshape(-1, self.in_features)), self._in(weight)))
         if self.has_bias:
             y = self.bias_add(y, self.bias)  # not ``y + self.bias``: see ``add_table``
         return y.reshape(lead + (self.out_features,))
@@ -214,6 +219,11 @@ class MultiheadAttention(_Precision):
     operands, and ``out_proj`` reads the (D, L) result as columns (``Linear.from_columns``). The same arithmetic with
     no copies; a batch-1 forward (the tiler's default) is 2-6% faster on CPU, most where the two vCPUs do not share a
     cache. The batch size is static, so each graph holds one of the two forms on every device.
+
+    The 1/sqrt(head_dim) scale of the scores: for one image on the queries (L x D values, fewer than a weight's
+    D x D); for several on the weights: W_q by the scale, W_q|W_k by its square root, the encoder's packed
+    W_q|W_k|W_v by the square root with ``out_proj``'s weight by the inverse (for v). A Mul over the (N*L, D)
+    queries cost 1.3-1.9% of a batch-8 forward on CPU where the two vCPUs do not share a cache.
     """
 
     def __init__(self, dim, num_heads, num_tokens, out_proj_bias=False, compute_dtype=FP32, blocks=SELF_ATTENTION):
@@ -243,9 +253,15 @@ class MultiheadAttention(_Precision):
         self.merge = RowPermutation([np.argsort(head_rows(num_tokens, num_heads, 0, 1))])
         self.scores_by_columns = ops.BatchMatMul(transpose_a=True)
         self.mix_by_columns = ops.BatchMatMul(transpose_b=True)
+        # For several images, the scores' scale as factors of the weights (see the class): W_q|W_k by its square
+        # root (with W_v in the encoder's packed weight, and out_proj by the inverse), a lone W_q by all of it.
+        self.root_scale = math.sqrt(self.scale)
+        self.out_proj_scale = 1.0 / self.root_scale if tuple(blocks) == SELF_ATTENTION else 1.0
 
-    def _project(self, x, weight):
-        """x (N, L, D) -> x @ weight^T, (N*L, rows of weight)."""
+    def _project(self, x, weight, factor=1.0):
+        """x (N, L, D) -> x @ (factor * weight)^T, (N*L, rows of weight)."""
+        if factor != 1.0:
+            weight = weight * factor
         return self._out(self.matmul(self._in(x.reshape(-1, self.dim)), self._in(weight)))
 
     def _heads(self, proj, n, parts):
@@ -254,11 +270,12 @@ class MultiheadAttention(_Precision):
         return [r.reshape(n, self.num_heads, -1, self.head_dim) for r in rows]
 
     def attend(self, q, k, v, n):
-        """q, k, v: (N, H, L, head_dim) -> (N, L, D) attention output (before out_proj)."""
-        probs = self.softmax(self._out(self.scores(self._in(q * self.scale), self._in(k))))
+        """q, k, v: (N, H, L, head_dim), the scores' scale already in q and k -> (N, L, D) attention output, out_proj
+        included."""
+        probs = self.softmax(self._out(self.scores(self._in(q), self._in(k))))
         out = self._out(self.mix(self._in(probs), self._in(v)))  # (N, H, L, hd)
         out = self.merge(out.reshape(n, -1, self.head_dim))[0]  # (N, L*H, hd)
-        return out.reshape(n, -1, self.dim)
+        return self.out_proj.with_weight_scale(out.reshape(n, -1, self.dim), self.out_proj_scale)
 
     def _heads_by_columns(self, x, weight, parts):
         """One image's x (1, L, D) -> ``parts`` tensors (H, head_dim, L): weight @ x^T split by rows (see the class)."""
@@ -277,8 +294,8 @@ class MultiheadAttention(_Precision):
         n = x.shape[0]
         if n == 1:
             return self.attend_by_columns(*self._heads_by_columns(x, self.in_proj_weight, 3))
-        q, k, v = self._heads(self._project(x, self.in_proj_weight), n, 3)
-        return self.out_proj(self.attend(q, k, v, n))
+        q, k, v = self._heads(self._project(x, self.in_proj_weight, self.root_scale), n, 3)
+        return self.attend(q, k, v, n)
 
     def query_key_attention(self, qk, v):
         """q = k = qk, separate v (decoder self-attention with the task query)."""
@@ -286,9 +303,9 @@ class MultiheadAttention(_Precision):
         if n == 1:
             q, k = self._heads_by_columns(qk, self.in_proj_weight_qk, 2)
             return self.attend_by_columns(q, k, self._heads_by_columns(v, self.in_proj_weight_v, 1)[0])
-        q, k = self._heads(self._project(qk, self.in_proj_weight_qk), n, 2)
+        q, k = self._heads(self._project(qk, self.in_proj_weight_qk, self.root_scale), n, 2)
         v = self._heads(self._project(v, self.in_proj_weight_v), n, 1)[0]
-        return self.out_proj(self.attend(q, k, v, n))
+        return self.attend(q, k, v, n)
 
     def cross_attention(self, q, kv):
         """separate q, k = v = kv (decoder cross-attention on the encoder memory)."""
@@ -297,8 +314,8 @@ class MultiheadAttention(_Precision):
             k, v = self._heads_by_columns(kv, self.in_proj_weight_kv, 2)
             return self.attend_by_columns(self._heads_by_columns(q, self.in_proj_weight_q, 1)[0], k, v)
         k, v = self._heads(self._project(kv, self.in_proj_weight_kv), n, 2)
-        q = self._heads(self._project(q, self.in_proj_weight_q), n, 1)[0]
-        return self.out_proj(self.attend(q, k, v, n))
+        q = self._heads(self._project(q, self.in_proj_weight_q, self.scale), n, 1)[0]
+        return self.attend(q, k, v, n)
 
 
 class Softmax(nn.Cell):
