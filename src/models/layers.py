@@ -61,13 +61,14 @@ class Linear(_Precision):
         lead = x.shape[:-1]
         weight = self.weight if factor == 1.0 else self.weight * factor
         y = self._out(self.matmul(self._in(x.reshape(-1, self.in_features)), self._in(weight)))
-        if self.has_bias:
-            y = self.bias_add(y, self.bias)  # not ``y + self.bias``: see ``add_table``
-        return y.reshape(lead + (self.out_features,))
+        return self._add_bias(y).reshape(lead + (self.out_features,))
 
     def from_columns(self, x_t):
         """The same layer on inputs given as the columns of ``x_t`` (in, R): returns (R, out) = x_t^T W^T + b."""
-        y = self._out(self.matmul_tt(self._in(x_t), self._in(self.weight)))
+        return self._add_bias(self._out(self.matmul_tt(self._in(x_t), self._in(self.weight))))
+
+    def _add_bias(self, y):
+        """y (R, out) + b, when the layer has a bias: ``RowBiasAdd``, not ``y + self.bias`` (see ``add_table``)."""
         if self.has_bias:
             y = self.bias_add(y, self.bias)
         return y
