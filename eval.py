@@ -185,12 +185,12 @@ def main(argv=None):
         get_task(cfg.task)
         if cfg.benchmark:
             benchmark_pairs(cfg.benchmark, cfg.task)
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa)
+    compute_dtype, graph_form = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa, graph_form=cfg.graph_form)
     if cfg.input or cfg.save_outputs:
         check_writable(out_dir, "the output folder")
     if cfg.benchmark and cfg.metrics_json:
         check_writable(Path(cfg.metrics_json).resolve().parent, "the folder of --metrics_json")
-    ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype)
+    ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype, graph_form)
     task = pick_task(cfg.task, weights.config.tasks, cfg.ckpt_path)
     restorer = Restorer(ipt, task, cfg.tile_batch, cfg.tile_mode, cfg.self_ensemble)
     log.info("%s (%s checkpoint): task %s, tile mode %s, %d tiles per batch%s", cfg.ckpt_path, weights.source_format,

@@ -98,8 +98,9 @@ def main(argv=None):
     file_format = str(cfg.file_format).upper()
     if file_format not in FILE_FORMATS:
         raise ConfigError(f"file_format {cfg.file_format!r}; expected one of {', '.join(FILE_FORMATS)}")
-    compute_dtype = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa)
-    ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype)
+    compute_dtype, graph_form = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa,
+                                      graph_form=cfg.graph_form)
+    ipt, weights = load_model(cfg.ckpt_path, cfg.task, cfg.num_heads, compute_dtype, graph_form)
     task = pick_task(cfg.task, weights.config.tasks, cfg.ckpt_path)
     file_name = cfg.file_name or f"ipt_{task}_b{cfg.batch_size}"
     target = export_task(ipt, task, cfg.batch_size, file_name, file_format)

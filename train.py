@@ -151,8 +151,8 @@ def main(argv=None):
     if batch % world:  # before the cluster forms, so that every worker stops at once
         raise ConfigError(f"data.batch_size {batch} is the global batch; it must be divisible by the {world} "
                           f"workers")
-    compute_dtype = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, cfg.device_target),
-                          cfg.onednn_isa, distributed_device_id())
+    compute_dtype, graph_form = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, cfg.device_target),
+                                      cfg.onednn_isa, distributed_device_id(), cfg.graph_form)
     rank, world = init_data_parallel()
     local_batch = batch // world
     if local_batch % cfg.loss.contrastive_groups:
@@ -181,7 +181,8 @@ def main(argv=None):
     stream = batches(pairs, local_batch, cfg.data.num_workers)
     first = next(stream)  # a folder without any usable image fails now, before the model is built
     ms.set_seed(cfg.data.seed)
-    ipt = IPT(spec, compute_dtype) if weights is None else build_model(spec, compute_dtype, source)
+    ipt = (IPT(spec, compute_dtype, graph_form) if weights is None
+           else build_model(spec, compute_dtype, source, graph_form))
     weight = cfg.loss.contrastive_weight
     weight = (0.1 if pretrain else 0.0) if weight is None else float(weight)
     trainer = Trainer(ipt, tasks, cfg.optim, loss_scaling=compute_dtype == ms.float16, contrastive_weight=weight,

@@ -21,46 +21,34 @@ class SupConLoss(nn.Cell):
     averaged over all N * T anchors (the SupCon form of the official MindSpore trainer, base temperature = t).
     ``groups`` > 1 splits the batch into groups of images (image n in group n % groups) that do not see each other,
     which is what ``groups`` data-parallel ranks compute between them (rank r holds images r, r + groups, ...): a
-    single process reproduces a data-parallel run exactly with it.
+    single process reproduces a data-parallel run exactly with it. The logits are shifted by the constant 1/t, the
+    largest cosine (a token with itself), where the textbook form subtracts the row maximum, which is that same
+    self term.
 
-    Written for speed with MatMuls (row sums, per-image sums) and element-wise ops only: MindSpore 2.10's CPU
-    ReduceSum/ReduceMax over the last axis and broadcasting ops, and their gradients, made the masked textbook form
-    cost about 0.9 s of a 2048-token training step. The logits are shifted by the constant 1/t, the largest cosine
-    (a token with itself), where the textbook form subtracts the row maximum, which is that same self term.
+    The native form: the one matrix product is the (R, R) cosine table; norms and every sum are ReduceSum vector
+    ops over masks, in float32 (the cpu form, ``cpu_kernels.CpuSupConLoss``, takes them by MatMul).
     """
 
     def __init__(self, temperature=0.07, groups=1):
         super().__init__()
         self.temperature = float(temperature)
         self.groups = int(groups)
-        self.matmul = ops.MatMul()
-        self.matmul_ta = ops.MatMul(transpose_a=True)
         self.matmul_tb = ops.MatMul(transpose_b=True)
-
-    def _row_sum(self, x):
-        return self.matmul(x, ops.ones((x.shape[1], 1), ms.float32))  # (R, 1)
-
-    def _one_hot(self, labels, classes):
-        return (labels.reshape(-1, 1) == ops.arange(0, classes, 1, dtype=ms.int32).reshape(1, -1)).astype(ms.float32)
+        self.row_sum = ops.ReduceSum(keep_dims=True)
 
     def construct(self, tokens):
         n, t, d = tokens.shape
         rows = n * t
         z = tokens.reshape(rows, d)
-        # z / max(|z|, 1e-12), the norm spread over the row by an outer product (no broadcasting op, no Rsqrt)
-        inv_norm = 1.0 / ops.sqrt(ops.maximum(self._row_sum(z * z), 1e-24))
-        z = z * self.matmul(inv_norm, ops.ones((1, d), ms.float32))
+        z = z * (1.0 / ops.sqrt(ops.maximum(self.row_sum(z * z, -1), 1e-24)))  # z / max(|z|, 1e-12)
+        cosines = self.matmul_tb(z, z)  # (R, R)
         image = ops.arange(0, rows, 1, dtype=ms.int32) // t
-        in_image = self._one_hot(image, n)  # (R, n)
-        in_group = self._one_hot(image % self.groups, self.groups)  # (R, groups)
-        # denominator: exp(logit) of every other token of the anchor's group
+        group = image % self.groups
         others = 1.0 - ops.eye(rows, rows, ms.float32)
-        scaled = ops.exp((self.matmul_tb(z, z) - 1.0) / self.temperature) * others  # (R, R), self term removed
-        denominator = self._row_sum(self.matmul(scaled, in_group) * in_group)  # (R, 1)
-        # sum of the anchor's T - 1 positive logits: z_i . (sum of its image's tokens) - z_i . z_i, shifted by 1/t
-        image_sums = self.matmul(in_image, self.matmul_ta(in_image, z))  # (R, d): row i = sum over i's image
-        cosines = self._row_sum(z * image_sums) - self._row_sum(z * z)
-        positive_logits = (cosines - (t - 1)) / self.temperature
+        same_image = (image.reshape(-1, 1) == image.reshape(1, -1)).astype(ms.float32) * others
+        same_group = (group.reshape(-1, 1) == group.reshape(1, -1)).astype(ms.float32) * others
+        denominator = self.row_sum(ops.exp((cosines - 1.0) / self.temperature) * same_group, -1)  # (R, 1)
+        positive_logits = (self.row_sum(cosines * same_image, -1) - (t - 1)) / self.temperature
         per_anchor = positive_logits / (t - 1) - ops.log(denominator)
         return -per_anchor.mean()
 

@@ -21,7 +21,6 @@ import mindspore as ms
 
 from src.errors import ConfigError
 
-DTYPES = {"float32": ms.float32, "float16": ms.float16}
 ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
 # Values oneDNN 3.x accepts for ONEDNN_MAX_CPU_ISA (upper case).
 ONEDNN_ISAS = ("DEFAULT", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
@@ -73,14 +72,18 @@ def configure_cpu_kernels(setting="auto", environ=None, cpuinfo_path="/proc/cpui
     return f"CPU {model}: {why}"
 
 
-def setup(device_target="CPU", compute_dtype="float32", onednn_isa="auto", device_id=None):
+def setup(device_target="CPU", compute_dtype="float32", onednn_isa="auto", device_id=None, graph_form="auto"):
     """Graph mode on ``device_target`` (``device_id``: which device; None = MindSpore's choice), with the CPU kernel
-    choice above on CPU; returns the MindSpore dtype for ``compute_dtype``. Logs to stderr."""
+    choice above on CPU; returns (the MindSpore dtype for ``compute_dtype``, the graph form ``graph_form`` resolves
+    to: ``native`` or ``cpu``, see ``src/models/forms.py``). The first log line says which form runs, in which
+    precision. Logs to stderr."""
+    from src.models.forms import check_compute_dtype, resolve_graph_form
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if device_target not in ("CPU", "GPU", "Ascend"):
         raise ConfigError(f"device_target {device_target!r}; expected CPU, GPU or Ascend")
-    if compute_dtype not in DTYPES:
-        raise ConfigError(f"compute_dtype {compute_dtype!r}; expected one of {', '.join(DTYPES)}")
+    form, why = resolve_graph_form(graph_form, device_target, compute_dtype)
+    dtype = check_compute_dtype(compute_dtype, device_target, form)
+    log.info("%s: %s, compute_dtype %s", device_target, why, compute_dtype)
     if device_target == "CPU":
         global cpu_kernels
         cpu_kernels = configure_cpu_kernels(onednn_isa)
@@ -92,7 +95,7 @@ def setup(device_target="CPU", compute_dtype="float32", onednn_isa="auto", devic
         reason = str(e).strip().split(". ")[0]
         raise ConfigError(f"device_target {device_target} is not usable with this MindSpore installation: {reason}. "
                           "Install the MindSpore package built for it, or use another --device_target") from None
-    return DTYPES[compute_dtype]
+    return dtype, form
 
 
 def launched_distributed():

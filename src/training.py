@@ -23,7 +23,7 @@ from src.data.image_io import write_png
 from src.errors import CheckpointError, IPTError
 from src.fileio import atomic_write
 from src.data.train_dataset import task_for_step
-from src.losses import L1Loss, RestorationLoss, SupConLoss
+from src.losses import L1Loss, RestorationLoss
 from src.progress import ProgressBar
 from src.runtime import log
 
@@ -144,7 +144,8 @@ class Trainer:
         self.loss_scaling = loss_scaling
         self.scale_state = loss_scale_state() if loss_scaling else None
         self.contrastive_weight = float(contrastive_weight)
-        self.contrastive = SupConLoss(temperature, contrastive_groups) if contrastive_weight > 0 else None
+        self.contrastive = (ipt.form.contrastive(temperature, contrastive_groups) if contrastive_weight > 0
+                            else None)
         self._steps = {}
         self.step = 0
 

@@ -26,6 +26,7 @@ CASES = {
     "ipt_tiny_denoise_legacy": ("denoise_30", ("denoise_30",)),
     "ipt_tiny_sr_x3_outbias_zip": (None, ("sr_x3",)),
 }
+GRAPH_FORMS = ("native", "cpu")
 
 
 def fixture(name):
@@ -38,11 +39,13 @@ def run_task(ipt, task, x):
     return ipt.task_net(task)(ms.Tensor(x.astype(np.float32))).asnumpy()
 
 
+@pytest.mark.parametrize("form", GRAPH_FORMS)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_official_pytorch_weights_match_oracle(name):
+def test_official_pytorch_weights_match_oracle(name, form):
     hint, tasks = CASES[name]
     sd, data = fixture(name)
-    ipt, weights = load_model(FIXTURES / f"{name}.pt", task=hint, num_heads=int(data["num_heads"]))
+    ipt, weights = load_model(FIXTURES / f"{name}.pt", task=hint, num_heads=int(data["num_heads"]), graph_form=form)
+    assert ipt.graph_form == form
     assert weights.source_format == "pytorch"
     assert weights.config.tasks == tasks
     assert weights.config.out_proj_bias == ("outbias" in name)
@@ -55,28 +58,32 @@ def test_official_pytorch_weights_match_oracle(name):
         assert np.abs(ours - data[f"output_{t}"]).max() < TOL  # and real torch agrees too
 
 
+@pytest.mark.parametrize("form", GRAPH_FORMS)
 @pytest.mark.parametrize("name", ["ipt_tiny_sr_x3_outbias_zip", "ipt_tiny_denoise_legacy"])
-def test_batch_one_graphs_match_torch(name):
+def test_batch_one_graphs_match_torch(name, form):
     """Each sample alone (a batch-1 graph, the benchmark's and a one-tile-at-a-time restoration's) reproduces torch's
-    output for it, with and without the out-projection bias."""
+    output for it, with and without the out-projection bias, in both graph forms (the cpu form's attention has a
+    form of its own for one image)."""
     hint, (task, *_) = CASES[name]
     sd, data = fixture(name)
-    ipt, _ = load_model(FIXTURES / f"{name}.pt", task=hint, num_heads=int(data["num_heads"]))
+    ipt, _ = load_model(FIXTURES / f"{name}.pt", task=hint, num_heads=int(data["num_heads"]), graph_form=form)
     for i in range(len(data["input"])):
         ours = run_task(ipt, task, data["input"][i:i + 1])
         assert np.abs(ours - data["output_0"][i:i + 1]).max() < TOL, (i, np.abs(ours - data["output_0"][i:i + 1]).max())
 
 
+@pytest.mark.parametrize("form", GRAPH_FORMS)
 @pytest.mark.parametrize("batch", [1, 2])
-def test_every_gradient_matches_the_float64_oracle(batch):
+def test_every_gradient_matches_the_float64_oracle(batch, form):
     """The gradient of a loss with respect to every parameter of a 2+2-layer model (head, body layer by layer, tail)
     agrees with central differences of the float64 NumPy oracle, along a random direction per PyTorch tensor, mapped
     to our layout by the loader's own renaming and splitting. MindSpore 2.10 once gave decoder layer 1 the
-    in-projection gradient of layer 0 (rows taken with ``mint.narrow``); this checks the layers one by one. Batch 1
-    and 2: the attention has a form for one image and one for several (``layers.MultiheadAttention``)."""
+    in-projection gradient of layer 0 (rows taken with ``mint.narrow``); this checks the layers one by one. Both
+    graph forms: the native one with MindSpore's own gradients, the cpu one with its hand-written backward passes;
+    batch 1 and 2: the cpu form's attention has a form for one image and one for several."""
     sd, data = fixture("ipt_tiny_sr_x4_legacy")
     heads, scales = int(data["num_heads"]), [int(s) for s in data["scales"]]
-    ipt, _ = load_model(FIXTURES / "ipt_tiny_sr_x4_legacy.pt", num_heads=heads)
+    ipt, _ = load_model(FIXTURES / "ipt_tiny_sr_x4_legacy.pt", num_heads=heads, graph_form=form)
     assert len(data["input"]) >= batch
     x = data["input"][:batch]
     target = np.random.default_rng(3).uniform(0, 255, data["output_0"][:batch].shape)

@@ -1,11 +1,13 @@
-"""The layers whose backward is written by hand (``bprop``): values and gradients against MindSpore's own kernels and
-their automatic gradients, in graph mode, and against NumPy."""
+"""The cpu form's layers whose backward is written by hand (``bprop``, ``src/models/cpu_kernels.py``): values and
+gradients against MindSpore's own kernels and their automatic gradients, in graph mode, and against NumPy; and the
+native LayerNorm against NumPy."""
 import numpy as np
 import mindspore as ms
 import pytest
 from mindspore import nn, ops
 
-from src.models.layers import LayerNorm, RowBiasAdd, RowPermutation, Softmax, head_rows
+from src.models.cpu_kernels import CpuLayerNorm, RowBiasAdd, RowPermutation, Softmax, head_rows
+from src.models.layers import LayerNorm
 
 RNG = np.random.default_rng(7)
 
@@ -110,9 +112,20 @@ class KernelLayerNorm(nn.Cell):
         return y.reshape(x.shape)
 
 
-def test_layer_norm_values_and_gradients_match_the_kernel_and_numpy():
+def test_native_layer_norm_matches_numpy():
+    """The native form's LayerNorm: MindSpore's kernel with PyTorch's eps (1e-5, not MindSpore's default 1e-7)."""
     dim = 12
     norm = LayerNorm(dim)
+    norm.gamma.set_data(tensor(dim, shift=1.0))
+    norm.beta.set_data(tensor(dim))
+    x = tensor(2, 7, dim, scale=5.0, shift=3.0)
+    expected = numpy_layer_norm(x.asnumpy(), norm.gamma.asnumpy(), norm.beta.asnumpy())
+    np.testing.assert_allclose(norm(x).asnumpy(), expected, rtol=1e-5, atol=2e-6)
+
+
+def test_cpu_layer_norm_values_and_gradients_match_the_kernel_and_numpy():
+    dim = 12
+    norm = CpuLayerNorm(dim)
     norm.gamma.set_data(tensor(dim, shift=1.0))
     norm.beta.set_data(tensor(dim))
     x, w = tensor(2, 7, dim, scale=5.0, shift=3.0), tensor(2, 7, dim)  # a mean far from 0: centring matters

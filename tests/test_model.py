@@ -71,6 +71,7 @@ def test_return_tokens(tiny_config):
 
 
 def test_mixed_precision_close_to_fp32(tiny_config):
+    """float16 through mindspore.amp (native form): MatMul, BatchMatMul and Conv2D in half precision."""
     cfg = tiny_config()
     fp32, fp16 = IPT(cfg), IPT(cfg, ms.float16)
     ms.load_param_into_net(fp16, {p.name: p for p in fp32.get_parameters()}, strict_load=True)
@@ -98,7 +99,7 @@ def test_bad_configs():
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_head_rows_split_and_merge_heads(parts):
     """The gather index equals the reshape/transpose head split of PyTorch's MHA, and argsort merges heads back."""
-    from src.models.layers import head_rows
+    from src.models.cpu_kernels import head_rows
     n, tokens, heads, hd = 2, 5, 3, 4
     proj = np.random.default_rng(0).standard_normal((n, tokens, parts * heads * hd)).astype(np.float32)
     rows = proj.reshape(n, -1, hd)

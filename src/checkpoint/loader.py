@@ -129,16 +129,16 @@ def assign_strict(net, params, path):
         p.set_data(ms.Tensor(np.array(value, dtype=np.float32)))  # an owned, writable copy
 
 
-def build_model(weights: LoadedWeights, compute_dtype=FP32, path="checkpoint") -> IPT:
-    net = IPT(weights.config, compute_dtype)
+def build_model(weights: LoadedWeights, compute_dtype=FP32, path="checkpoint", graph_form="native") -> IPT:
+    net = IPT(weights.config, compute_dtype, graph_form)
     assign_strict(net, weights.params, path)
     return net
 
 
-def load_model(path, task=None, num_heads=None, compute_dtype=FP32):
-    """(IPT, LoadedWeights) from any supported checkpoint; see ``read_weights``."""
+def load_model(path, task=None, num_heads=None, compute_dtype=FP32, graph_form="native"):
+    """(IPT, LoadedWeights) from any supported checkpoint, in either graph form; see ``read_weights``."""
     weights = read_weights(path, task, num_heads)
-    return build_model(weights, compute_dtype, path), weights
+    return build_model(weights, compute_dtype, path, graph_form), weights
 
 
 def save_checkpoint(net: IPT, path, extra=None):

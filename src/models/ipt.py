@@ -4,6 +4,9 @@
 ``tasks.<name>``. ``IPTTaskNet(ipt, name)`` is the graph for one task: it shares the parameters of ``ipt``, takes a
 static (N, 3, patch_size, patch_size) float32 batch on the 0..rgb_range scale and returns the restored batch on the
 same scale (the mean shift is inside the graph). One graph is compiled per (task, batch size).
+
+``IPT(cfg, compute_dtype, graph_form)``: the graph form picks the cells the body is built from (``forms.py``:
+``native``, MindSpore's own kernels, or ``cpu``, the cells tuned for its CPU kernels), with the same parameters.
 """
 from dataclasses import dataclass, asdict, fields
 from typing import Optional, Tuple
@@ -12,9 +15,9 @@ from mindspore import nn, ops
 
 from src.errors import ConfigError
 from src.tasks import check_task_list, get_task
-from src.models.layers import (CROSS_ATTENTION, QUERY_KEY_ATTENTION, Conv2d, channel_bias_add, LayerNorm, Linear,
-                               MultiheadAttention, RowBiasAdd, add_table, normal_parameter, numpy_constant, permute,
-                               FP32)
+from src.models.forms import FORMS, GraphForm, apply_compute_dtype
+from src.models.layers import (CROSS_ATTENTION, QUERY_KEY_ATTENTION, Conv2d, channel_bias_add, normal_parameter,
+                               numpy_constant, permute, FP32)
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean used by the official MeanShift
 UPSAMPLE_STAGES = {1: [], 2: [2], 3: [3], 4: [2, 2]}  # pixel-shuffle factors of the official tails, by scale
@@ -102,10 +105,10 @@ class IPTConfig:
 class ResBlock(nn.Cell):
     """conv -> ReLU -> conv, plus the input (EDSR block without BN, res_scale 1)."""
 
-    def __init__(self, n_feats, kernel_size, compute_dtype):
+    def __init__(self, n_feats, kernel_size):
         super().__init__()
-        self.conv1 = Conv2d(n_feats, n_feats, kernel_size, compute_dtype)
-        self.conv2 = Conv2d(n_feats, n_feats, kernel_size, compute_dtype)
+        self.conv1 = Conv2d(n_feats, n_feats, kernel_size)
+        self.conv2 = Conv2d(n_feats, n_feats, kernel_size)
         self.relu = nn.ReLU()
 
     def construct(self, x):
@@ -115,10 +118,10 @@ class ResBlock(nn.Cell):
 class Head(nn.Cell):
     """conv3x3 (3 -> n_feats) then two ResBlocks of 5x5 convs."""
 
-    def __init__(self, n_feats, compute_dtype):
+    def __init__(self, n_feats):
         super().__init__()
-        self.conv = Conv2d(3, n_feats, 3, compute_dtype)
-        self.res_blocks = nn.CellList([ResBlock(n_feats, 5, compute_dtype) for _ in range(2)])
+        self.conv = Conv2d(3, n_feats, 3)
+        self.res_blocks = nn.CellList([ResBlock(n_feats, 5) for _ in range(2)])
 
     def construct(self, x):
         x = self.conv(x)
@@ -144,12 +147,12 @@ class PixelShuffle(nn.Cell):
 class Tail(nn.Cell):
     """Upsampler (conv3x3 + PixelShuffle per x2 stage, or one x3 stage; nothing for scale 1) then conv3x3 -> 3."""
 
-    def __init__(self, n_feats, scale, compute_dtype):
+    def __init__(self, n_feats, scale):
         super().__init__()
         factors = UPSAMPLE_STAGES[scale]
-        self.upsampler = nn.CellList([Conv2d(n_feats, r * r * n_feats, 3, compute_dtype) for r in factors])
+        self.upsampler = nn.CellList([Conv2d(n_feats, r * r * n_feats, 3) for r in factors])
         self.shuffles = nn.CellList([PixelShuffle(r) for r in factors])
-        self.conv = Conv2d(n_feats, 3, 3, compute_dtype)
+        self.conv = Conv2d(n_feats, 3, 3)
 
     def construct(self, x):
         for conv, shuffle in zip(self.upsampler, self.shuffles):
@@ -160,24 +163,24 @@ class Tail(nn.Cell):
 class TaskAdapter(nn.Cell):
     """What one task owns: head, tail and its query (num_tokens, token_dim)."""
 
-    def __init__(self, cfg: IPTConfig, name, compute_dtype):
+    def __init__(self, cfg: IPTConfig, name):
         super().__init__()
         self.scale = get_task(name).scale
-        self.head = Head(cfg.n_feats, compute_dtype)
-        self.tail = Tail(cfg.n_feats, self.scale, compute_dtype)
+        self.head = Head(cfg.n_feats)
+        self.tail = Tail(cfg.n_feats, self.scale)
         self.query = normal_parameter((cfg.num_tokens, cfg.token_dim), "query")
 
 
 class EncoderLayer(nn.Cell):
     """Pre-norm: t += MHA(LN1 t); t += FFN(LN2 t)."""
 
-    def __init__(self, dim, heads, tokens, hidden, out_proj_bias, compute_dtype):
+    def __init__(self, form: GraphForm, dim, heads, tokens, hidden, out_proj_bias):
         super().__init__()
-        self.norm1 = LayerNorm(dim)
-        self.self_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype)
-        self.norm2 = LayerNorm(dim)
-        self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
-        self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
+        self.norm1 = form.layer_norm(dim)
+        self.self_attn = form.attention(dim, heads, tokens, out_proj_bias)
+        self.norm2 = form.layer_norm(dim)
+        self.linear1 = form.linear(dim, hidden)
+        self.linear2 = form.linear(hidden, dim)
         self.relu = nn.ReLU()
 
     def construct(self, t):
@@ -193,42 +196,39 @@ DECODER_ATTENTION_BLOCKS = {"self_attn": QUERY_KEY_ATTENTION, "cross_attn": CROS
 class DecoderLayer(nn.Cell):
     """Pre-norm; the task query Q is added to q and k of self-attention and to q of cross-attention, never to v."""
 
-    def __init__(self, dim, heads, tokens, hidden, out_proj_bias, compute_dtype):
+    def __init__(self, form: GraphForm, dim, heads, tokens, hidden, out_proj_bias):
         super().__init__()
-        self.norm1 = LayerNorm(dim)
-        self.self_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype,
-                                            DECODER_ATTENTION_BLOCKS["self_attn"])
-        self.norm2 = LayerNorm(dim)
-        self.cross_attn = MultiheadAttention(dim, heads, tokens, out_proj_bias, compute_dtype,
-                                             DECODER_ATTENTION_BLOCKS["cross_attn"])
-        self.norm3 = LayerNorm(dim)
-        self.linear1 = Linear(dim, hidden, compute_dtype=compute_dtype)
-        self.linear2 = Linear(hidden, dim, compute_dtype=compute_dtype)
+        self.norm1 = form.layer_norm(dim)
+        self.self_attn = form.attention(dim, heads, tokens, out_proj_bias, DECODER_ATTENTION_BLOCKS["self_attn"])
+        self.norm2 = form.layer_norm(dim)
+        self.cross_attn = form.attention(dim, heads, tokens, out_proj_bias, DECODER_ATTENTION_BLOCKS["cross_attn"])
+        self.norm3 = form.layer_norm(dim)
+        self.linear1 = form.linear(dim, hidden)
+        self.linear2 = form.linear(hidden, dim)
         self.relu = nn.ReLU()
-        self.bias_add = RowBiasAdd()
+        self.add_query = form.add_table()
 
     def construct(self, t, memory, query):
         a = self.norm1(t)
-        t = t + self.self_attn.query_key_attention(add_table(a, query, self.bias_add), a)
-        t = t + self.cross_attn.cross_attention(add_table(self.norm2(t), query, self.bias_add), memory)
+        t = t + self.self_attn.query_key_attention(self.add_query(a, query), a)
+        t = t + self.cross_attn.cross_attention(self.add_query(self.norm2(t), query), memory)
         return t + self.linear2(self.relu(self.linear1(self.norm3(t))))
 
 
 class Body(nn.Cell):
     """The shared transformer: 3x3 feature patches -> tokens -> encoder/decoder -> MLP head -> feature map."""
 
-    def __init__(self, cfg: IPTConfig, compute_dtype):
+    def __init__(self, cfg: IPTConfig, form: GraphForm):
         super().__init__()
         dim, hidden = cfg.token_dim, cfg.hidden_dim
         self.n_feats, self.patch_dim, self.grid = cfg.n_feats, cfg.patch_dim, cfg.patch_size // cfg.patch_dim
-        self.linear_encoding = Linear(dim, dim, compute_dtype=compute_dtype)
+        self.linear_encoding = form.linear(dim, dim)
         self.position_embedding = normal_parameter((cfg.num_tokens, dim), "position_embedding")
-        layer_args = (dim, cfg.num_heads, cfg.num_tokens, hidden, cfg.out_proj_bias, compute_dtype)
+        layer_args = (form, dim, cfg.num_heads, cfg.num_tokens, hidden, cfg.out_proj_bias)
         self.encoder = nn.CellList([EncoderLayer(*layer_args) for _ in range(cfg.num_encoder_layers)])
         self.decoder = nn.CellList([DecoderLayer(*layer_args) for _ in range(cfg.num_decoder_layers)])
-        self.mlp_head = nn.SequentialCell([Linear(dim, hidden, compute_dtype=compute_dtype), nn.ReLU(),
-                                           Linear(hidden, dim, compute_dtype=compute_dtype)])
-        self.bias_add = RowBiasAdd()
+        self.mlp_head = nn.SequentialCell([form.linear(dim, hidden), nn.ReLU(), form.linear(hidden, dim)])
+        self.add_position = form.add_table()
 
     def to_tokens(self, x):
         """(N, C, H, W) -> (N, tokens, C*p*p); value index c*p*p + ky*p + kx, tokens row-major (torch unfold)."""
@@ -245,7 +245,7 @@ class Body(nn.Cell):
     def construct(self, x, query):
         """x: head features (N, n_feats, S, S); query: (tokens, dim). Returns (features, output tokens)."""
         t = self.to_tokens(x)
-        t = add_table(self.linear_encoding(t) + t, self.position_embedding, self.bias_add)
+        t = self.add_position(self.linear_encoding(t) + t, self.position_embedding)
         for layer in self.encoder:
             t = layer(t)
         memory = t
@@ -262,15 +262,25 @@ class TaskContainer(nn.Cell):
 class IPT(nn.Cell):
     """The multi-task model: a shared body and ``tasks.<name>`` adapters. Run it through ``task_net(name)``."""
 
-    def __init__(self, cfg: IPTConfig, compute_dtype=FP32):
+    def __init__(self, cfg: IPTConfig, compute_dtype=FP32, graph_form="native"):
         super().__init__()
+        if graph_form not in FORMS:
+            raise ConfigError(f"graph_form {graph_form!r}; expected one of {', '.join(FORMS)}")
+        if graph_form == "cpu" and compute_dtype != FP32:
+            raise ConfigError("the cpu graph form runs in float32 only (its statistics are MatMuls); use the native "
+                              "form for float16/bfloat16")
         self.config = cfg
         self.compute_dtype = compute_dtype
-        self.body = Body(cfg, compute_dtype)
+        self.form = FORMS[graph_form]
+        self.body = Body(cfg, self.form)
         tasks = TaskContainer()  # filled before it is attached, so that names get the "tasks." prefix
         for name in cfg.tasks:
-            setattr(tasks, name, TaskAdapter(cfg, name, compute_dtype))
+            setattr(tasks, name, TaskAdapter(cfg, name))
         self.tasks = tasks
+
+    @property
+    def graph_form(self):
+        return self.form.name
 
     def adapter(self, name) -> TaskAdapter:
         if name not in self.config.tasks:
@@ -278,7 +288,8 @@ class IPT(nn.Cell):
         return getattr(self.tasks, name)
 
     def task_net(self, name, return_tokens=False):
-        return IPTTaskNet(self, name, return_tokens)
+        """The graph of task ``name``, in the model's compute dtype (``forms.apply_compute_dtype``)."""
+        return apply_compute_dtype(IPTTaskNet(self, name, return_tokens), self.compute_dtype)
 
 
 class IPTTaskNet(nn.Cell):
