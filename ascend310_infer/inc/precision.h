@@ -13,7 +13,8 @@ namespace ipt {
 // enforce_fp32, preferred_fp32, enforce_fp16, enforce_origin, preferred_optimal: the values MindSpore Lite's
 // AscendDeviceInfo::SetPrecisionMode accepts (mindspore-lite: src/extendrt/cxx_api/context.cc).
 const std::vector<std::string> &lite_precision_modes();
-// ConfigError "--precision_mode 'X'; MindSpore Lite's Ascend precision modes are enforce_fp32, ..." for any other value.
+// ConfigError "--precision_mode 'X'; MindSpore Lite's Ascend precision modes are enforce_fp32, ..." for any other
+// value.
 void check_precision_mode(const std::string &mode);
 
 struct PrecisionMode {

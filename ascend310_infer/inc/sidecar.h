@@ -25,8 +25,9 @@ struct Sidecar {
 
 std::string sidecar_path(const std::string &model_path);
 // ModelError (one line naming the file and key) when the sidecar is missing, not JSON, lacks a key, has a value of
-// the wrong type or value (compute_dtype and graph_form are optional, checked when present), describes shapes that disagree with its own task/scale/tile/batch, or tiling parameters that differ
-// from the ones this harness implements (src/tiler.py's, derived from tile_size and scale).
+// the wrong type or value (compute_dtype and graph_form are optional, checked when present), describes shapes that
+// disagree with its own task/scale/tile/batch, or tiling parameters that differ from the ones this harness implements
+// (src/tiler.py's, derived from tile_size and scale).
 Sidecar read_sidecar(const std::string &model_path);
 Sidecar parse_sidecar(const std::string &json_text, const std::string &where);
 // ModelError when the model's own inputs/outputs (count, dtype, shape) differ from the sidecar's.
