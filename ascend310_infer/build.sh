@@ -1,19 +1,17 @@
 #!/usr/bin/env bash
 # Build the Ascend 310 harness into ascend310_infer/build/:
-#   ipt_infer         the harness on MindSpore's C++ runtime (only when an SDK is found, see below)
+#   ipt_infer         the harness on MindSpore Lite (only when MS_LITE_HOME is set, see below)
 #   ipt_infer_replay  the same harness on recorded tile outputs (cross-check with the Python tiler)
 #   ipt_tile_plan     tile plan as JSON (= python -m src.tiler plan)      ipt_score  PSNR/SSIM of an output folder
 #   ipt_unit_tests    ctest cases (ctest --test-dir ascend310_infer/build)
 #
 # Usage: bash ascend310_infer/build.sh [--lib-only]
-# The SDK: $MS_LITE_HOME (an unpacked mindspore-lite-<version>-linux-<arch>: runtime/include/api, runtime/lib),
-# else the MindSpore package of $PYTHON (default python3; pip show mindspore-ascend, then mindspore) when it ships
-# include/api and lib/libmindspore.so. --lib-only skips the search (what CI builds).
+# The SDK: $MS_LITE_HOME, an unpacked mindspore-lite-<version>-linux-<arch> (runtime/include/api, runtime/lib).
+# MindSpore Lite only: MindSpore 2.x's framework packages ship no C++ inference API (README.md). --lib-only skips the
+# SDK (what CI builds).
 # Exit status: 0 built (with ipt_infer unless --lib-only); 2 a tool or package is missing or MS_LITE_HOME is wrong;
-# 3 no SDK found: everything but ipt_infer was built.
+# 3 no SDK (MS_LITE_HOME unset): everything but ipt_infer was built.
 set -euo pipefail
-python_bin=${PYTHON:-python3}
-case "$python_bin" in */*) python_bin="$(cd "$(dirname "$python_bin")" && pwd)/$(basename "$python_bin")" ;; esac
 cd "$(dirname "$0")"
 lib_only=0
 [ "${1:-}" = "--lib-only" ] && lib_only=1
@@ -25,27 +23,13 @@ for tool in cmake make c++; do
 done
 
 sdk=""
-missing=""
-if [ "$lib_only" = 0 ]; then
-  if [ -n "${MS_LITE_HOME:-}" ]; then
-    if [ -f "$MS_LITE_HOME/runtime/include/api/model.h" ] && [ -f "$MS_LITE_HOME/runtime/lib/libmindspore-lite.so" ]; then
-      sdk=$(realpath "$MS_LITE_HOME/runtime")
-    else
-      echo "build.sh: error: MS_LITE_HOME=$MS_LITE_HOME is not a MindSpore Lite package: it needs" \
-           "runtime/include/api/model.h and runtime/lib/libmindspore-lite.so" >&2
-      exit 2
-    fi
+if [ "$lib_only" = 0 ] && [ -n "${MS_LITE_HOME:-}" ]; then
+  if [ -f "$MS_LITE_HOME/runtime/include/api/model.h" ] && [ -f "$MS_LITE_HOME/runtime/lib/libmindspore-lite.so" ]; then
+    sdk=$(realpath "$MS_LITE_HOME/runtime")
   else
-    for pkg in mindspore-ascend mindspore; do
-      loc=$("$python_bin" -m pip show "$pkg" 2>/dev/null | awk '/^Location:/{print $2}') || true
-      [ -n "$loc" ] || continue
-      cand=$(realpath "$loc/mindspore")
-      if [ -f "$cand/include/api/model.h" ] && [ -f "$cand/lib/libmindspore.so" ]; then
-        sdk=$cand
-        break
-      fi
-      missing="$missing $pkg at $cand has no include/api/model.h + lib/libmindspore.so (the pip wheels ship no C++ API);"
-    done
+    echo "build.sh: error: MS_LITE_HOME=$MS_LITE_HOME is not a MindSpore Lite package: it needs" \
+         "runtime/include/api/model.h and runtime/lib/libmindspore-lite.so" >&2
+    exit 2
   fi
 fi
 
@@ -56,13 +40,12 @@ cmake --build build -j "$(nproc)" >build/make.log 2>&1 \
   || { grep -E "error" build/make.log | head -20 >&2; echo "build.sh: error: compilation failed (build/make.log)" >&2; exit 2; }
 
 if [ "$lib_only" = 1 ]; then
-  echo "build.sh: built the library, tools and tests (--lib-only: no SDK search, no ipt_infer)"
+  echo "build.sh: built the library, tools and tests (--lib-only: no SDK, no ipt_infer)"
 elif [ -n "$sdk" ]; then
-  echo "build.sh: built ipt_infer against $sdk, and the library, tools and tests"
+  echo "build.sh: built ipt_infer against MindSpore Lite at $sdk, and the library, tools and tests"
 else
-  echo "build.sh: error: no MindSpore C++ SDK found, ipt_infer not built: set MS_LITE_HOME to an unpacked" \
-       "mindspore-lite-<version>-linux-<arch> (runtime/include/api/model.h, runtime/lib/libmindspore-lite.so)," \
-       "or install a MindSpore with the C++ API (include/api, lib/libmindspore.so) for $python_bin;${missing:- no MindSpore package found;}" \
+  echo "build.sh: error: no MindSpore Lite SDK, ipt_infer not built: set MS_LITE_HOME to an unpacked" \
+       "mindspore-lite-<version>-linux-<arch> (runtime/include/api/model.h, runtime/lib/libmindspore-lite.so);" \
        "the library, tools and tests were built" >&2
   exit 3
 fi

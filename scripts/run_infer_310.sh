@@ -6,7 +6,8 @@
 #   bash scripts/run_infer_310.sh MINDIR INPUT_DIR [GT_DIR] [DEVICE_ID]
 #
 # Environment: MS_LITE_HOME (MindSpore Lite package; its runtime libraries are put on LD_LIBRARY_PATH), PYTHON
-# (default python3: the MindSpore install build.sh falls back to), DEVICE_TYPE (Ascend; CPU/GPU also work),
+# (default python3: runs the check_model stage when it has MindSpore), DEVICE_TYPE (Ascend; CPU/GPU also work),
+# PRECISION_MODE (Ascend: one of MindSpore Lite's five; default preferred_fp32, ascend310_infer/README.md),
 # TILE_MODE (fast or paper; default: the sidecar's), WORK_DIR (default ./infer_310: build.log, check.log, infer.log,
 # acc.log, result_Files/). Ascend's own variables (ASCEND_HOME, ASCEND_OPP_PATH, LD_LIBRARY_PATH) come from the
 # CANN set_env.sh, sourced beforehand.
@@ -64,7 +65,7 @@ infer() {
   rm -rf "$work/result_Files"
   "$root/ascend310_infer/build/ipt_infer" --mindir_path "$model" --input_path "$data" \
     --output_path "$work/result_Files" --device_type "$device_type" --device_id "$device_id" \
-    ${TILE_MODE:+--tile_mode "$TILE_MODE"} &>"$work/infer.log"
+    ${PRECISION_MODE:+--precision_mode "$PRECISION_MODE"} ${TILE_MODE:+--tile_mode "$TILE_MODE"} &>"$work/infer.log"
 }
 
 cal_acc() {

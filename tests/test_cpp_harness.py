@@ -7,7 +7,10 @@
   outputs and writes its PNG and float32 result: the two PNG files must be byte-identical and the float32 results
   bit-identical (both modes, odd sizes).
 - Metrics: ``ipt_score`` equals ``src.metrics`` to 1e-6 dB (SSIM to 1e-9).
-- Build: a missing SDK is one clear line (build.sh exit 3), the rest is still built.
+- Build: a missing SDK is one clear line (build.sh exit 3), the rest is still built; the SDK part takes MindSpore Lite
+  only, its headers as system includes (CMake configured on a stand-in SDK folder: the SDK cannot be installed here).
+- Precision mode: an unknown MindSpore Lite precision mode is one line naming the five, before anything is read or
+  written.
 The C++ library itself is unit-tested by ctest (scripts/run_tests.sh); the binaries are built by the fixture if absent.
 """
 import json
@@ -154,12 +157,59 @@ def test_build_without_sdk_says_what_is_missing(tools, tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True,
                           env=env, timeout=900)
     assert proc.returncode == 3, proc.stderr
-    line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith("build.sh: error: no MindSpore C++ SDK found, ipt_infer not built: set MS_LITE_HOME")
-    assert "has no include/api/model.h" in line and (BUILD / "ipt_infer_replay").exists()
+    assert proc.stderr.strip().splitlines() == [
+        "build.sh: error: no MindSpore Lite SDK, ipt_infer not built: set MS_LITE_HOME to an unpacked "
+        "mindspore-lite-<version>-linux-<arch> (runtime/include/api/model.h, runtime/lib/libmindspore-lite.so); "
+        "the library, tools and tests were built"]
+    assert (BUILD / "ipt_infer_replay").exists()
     proc = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True,
                           env={**env, "MS_LITE_HOME": str(tmp_path)}, timeout=900)
     assert proc.returncode == 2 and f"MS_LITE_HOME={tmp_path} is not a MindSpore Lite package" in proc.stderr
+
+
+def test_sdk_part_takes_lite_only_with_its_headers_as_system_includes(tmp_path):
+    """CMake's SDK branch, configured for real on stand-in SDK folders (file layout only: no SDK installs here)."""
+    def configure(sdk):
+        return subprocess.run(["cmake", "-S", str(ROOT / "ascend310_infer"), "-B", str(tmp_path / "build" / sdk.name),
+                               f"-DMINDSPORE_PATH={sdk}"], capture_output=True, text=True, timeout=300)
+
+    framework = tmp_path / "framework"    # MindSpore's own C++ API layout (libmindspore.so): no longer taken
+    (framework / "include" / "api").mkdir(parents=True)
+    (framework / "lib").mkdir()
+    (framework / "include" / "api" / "model.h").write_text("")
+    (framework / "lib" / "libmindspore.so").write_text("")
+    proc = configure(framework)
+    assert proc.returncode != 0
+    assert f"MINDSPORE_PATH={framework} is not a MindSpore Lite runtime: it needs lib/libmindspore-lite.so and " \
+           "include/api/model.h" in " ".join(proc.stderr.split())
+    lite = tmp_path / "runtime"           # $MS_LITE_HOME/runtime
+    (lite / "include" / "api").mkdir(parents=True)
+    (lite / "lib").mkdir()
+    (lite / "include" / "api" / "model.h").write_text("")
+    (lite / "lib" / "libmindspore-lite.so").write_text("")
+    proc = configure(lite)
+    assert proc.returncode == 0, proc.stderr
+    flags = (tmp_path / "build" / "runtime" / "CMakeFiles" / "ipt_infer.dir" / "flags.make").read_text()
+    includes = next(ln for ln in flags.splitlines() if ln.startswith("CXX_INCLUDES"))
+    assert f"-isystem {lite} -isystem {lite / 'include'}" in includes and f"-I{lite}" not in includes
+    assert "ENABLE_LITE" not in flags
+
+
+def test_cpp_harness_unknown_precision_mode_is_one_line_before_anything(tools, tiny_mindir, tmp_path):
+    five = "enforce_fp32, preferred_fp32, enforce_fp16, enforce_origin or preferred_optimal"
+    for model in (tiny_mindir, tmp_path / "absent.mindir"):   # checked before the model or its sidecar is read
+        code, stdout, err = run(tools["ipt_infer_replay"], "--mindir_path", model, "--input_path", tmp_path / "lr",
+                                "--output_path", tmp_path / "out", "--tiles_dir", tmp_path / "tiles",
+                                "--device_type", "Ascend", "--precision_mode", "must_keep_origin_dtype")
+        assert code == 2 and stdout == ""
+        assert err.splitlines() == [f"error: --precision_mode 'must_keep_origin_dtype'; MindSpore Lite's Ascend "
+                                    f"precision modes are {five}"]
+    code, _, err = run(tools["ipt_infer_replay"], "--mindir_path", tiny_mindir, "--input_path", tmp_path / "lr",
+                       "--output_path", tmp_path / "out", "--tiles_dir", tmp_path / "tiles", "--device_type", "CPU",
+                       "--precision_mode", "enforce_fp32")
+    assert code == 2 and err.splitlines() == ["error: --precision_mode enforce_fp32 is for --device_type Ascend "
+                                              "(MindSpore Lite's AscendDeviceInfo); this run's device type is CPU"]
+    assert not (tmp_path / "out").exists()
 
 
 def copy_model(src, folder, sidecar_edit=None):
@@ -233,4 +283,4 @@ def test_run_infer_310_checks_each_stage(tools, tiny_mindir, tmp_path):
     proc = subprocess.run(["bash", str(script), str(tiny_mindir), str(lr)], capture_output=True, text=True, env=env,
                           timeout=900)
     assert proc.returncode == 1 and "[1/4] compile_app" in proc.stdout and "[2/4]" not in proc.stdout
-    assert proc.stderr.startswith("compile_app failed; last lines of") and "no MindSpore C++ SDK found" in proc.stderr
+    assert proc.stderr.startswith("compile_app failed; last lines of") and "no MindSpore Lite SDK" in proc.stderr

@@ -1,12 +1,13 @@
 // What the harness needs from an inference runtime. The one SDK-dependent implementation lives in
-// src/mindspore_backend.cc (compiled only when build.sh finds MindSpore Lite or MindSpore's C++ API); tests and the
-// replay tool implement it without any SDK.
+// src/mindspore_backend.cc (compiled only when build.sh finds MindSpore Lite); tests and the replay tool implement it
+// without any SDK.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "precision.h"
 #include "sidecar.h"
 
 namespace ipt {
@@ -23,9 +24,10 @@ class InferBackend {
   virtual std::string describe() const = 0;
 };
 
-// Defined only in the SDK build (src/mindspore_backend.cc): loads the MindIR on device_type ("Ascend", "CPU", "GPU")
-// / device_id. Throws ipt::ModelError with the SDK's status text when loading or building fails.
-std::unique_ptr<InferBackend> make_mindspore_backend(const std::string &mindir_path, const std::string &device_type,
-                                                     int device_id);
+// Defined only in the SDK build (src/mindspore_backend.cc): builds the MindIR with MindSpore Lite on device_type
+// ("Ascend", "CPU", "GPU") / device_id; on Ascend with `precision` (choose_precision_mode), which describe() reports
+// as Lite holds it. Throws ipt::ModelError with the SDK's status text when building fails.
+std::unique_ptr<InferBackend> make_lite_backend(const std::string &mindir_path, const std::string &device_type,
+                                                int device_id, const PrecisionMode &precision);
 
 }  // namespace ipt

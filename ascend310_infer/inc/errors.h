@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ipt {
 
@@ -18,5 +19,12 @@ struct ConfigError : Error {
 struct ModelError : Error {
   using Error::Error;
 };
+
+// "a, b or c": the accepted values, for an error's "expected ..." part.
+inline std::string or_list(const std::vector<std::string> &values) {
+  std::string text;
+  for (size_t i = 0; i < values.size(); ++i) text += (i == 0 ? "" : i + 1 == values.size() ? " or " : ", ") + values[i];
+  return text;
+}
 
 }  // namespace ipt

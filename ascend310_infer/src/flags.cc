@@ -4,6 +4,7 @@
 #include <string>
 
 #include "errors.h"
+#include "precision.h"
 #include "tiler.h"
 
 namespace ipt {
@@ -26,7 +27,8 @@ int to_int(const std::string &flag, const std::string &value) {
 std::string usage(const std::string &program, bool replay) {
   std::string u = "usage: " + program +
                   " --mindir_path MODEL.mindir --input_path IMAGE_OR_DIR [--output_path DIR] [--device_type Ascend|CPU|GPU]"
-                  " [--device_id N] [--gt_path DIR] [--tile_mode fast|paper] [--batch_size N] [--save_float true]";
+                  " [--device_id N] [--precision_mode MODE] [--gt_path DIR] [--tile_mode fast|paper] [--batch_size N]"
+                  " [--save_float true]";
   if (replay) u += " --tiles_dir DIR";
   return u;
 }
@@ -57,6 +59,7 @@ Flags parse_flags(int argc, const char *const argv[], bool allow_tiles_dir) {
     else if (name == "gt_path") f.gt_path = value;
     else if (name == "tile_mode") f.tile_mode = value;
     else if (name == "batch_size") f.batch_size = to_int(name, value);
+    else if (name == "precision_mode") f.precision_mode = value;
     else if (name == "save_float") {
       if (value != "true" && value != "false" && value != "1" && value != "0")
         throw ConfigError("--save_float expects true or false, got '" + value + "'");
@@ -70,6 +73,12 @@ Flags parse_flags(int argc, const char *const argv[], bool allow_tiles_dir) {
   if (f.output_path.empty()) throw ConfigError("--output_path must not be empty");
   if (f.device_type != "Ascend" && f.device_type != "CPU" && f.device_type != "GPU")
     throw ConfigError("--device_type '" + f.device_type + "'; expected Ascend, CPU or GPU");
+  if (!f.precision_mode.empty()) {
+    check_precision_mode(f.precision_mode);
+    if (f.device_type != "Ascend")
+      throw ConfigError("--precision_mode " + f.precision_mode + " is for --device_type Ascend (MindSpore Lite's "
+                        "AscendDeviceInfo); this run's device type is " + f.device_type);
+  }
   if (f.device_id < 0) throw ConfigError("--device_id " + std::to_string(f.device_id) + "; expected >= 0");
   if (!f.tile_mode.empty() && !is_tile_mode(f.tile_mode))
     throw ConfigError("--tile_mode '" + f.tile_mode + "'; expected fast or paper");

@@ -111,8 +111,10 @@ RunSummary run_harness(const Flags &flags, InferBackend &backend, const Sidecar 
   fs::create_directories(flags.output_path, ec);
   if (!fs::is_directory(flags.output_path)) throw ConfigError("--output_path " + flags.output_path + ": cannot create it");
   log << "model " << flags.mindir_path << " (" << side.task << ", x" << side.scale << ", batch " << side.batch_size
-      << " x 3 x " << side.tile_size << " x " << side.tile_size << ") on " << backend.describe() << ", tile mode "
-      << mode << ", " << images.size() << " image(s)\n";
+      << " x 3 x " << side.tile_size << " x " << side.tile_size
+      << (side.graph_form.empty() ? "" : ", " + side.graph_form + " graph")
+      << (side.compute_dtype.empty() ? "" : ", compute " + side.compute_dtype) << ") on " << backend.describe()
+      << ", tile mode " << mode << ", " << images.size() << " image(s)\n";
   RunSummary summary;
   std::ofstream metrics_csv;
   if (!flags.gt_path.empty()) {

@@ -1,8 +1,7 @@
-// The only file that includes the MindSpore SDK: the InferBackend for an exported MindIR.
-// ENABLE_LITE (MindSpore Lite, MS_LITE_HOME): Model::Build(path, kMindIR, context).
-// Otherwise (MindSpore's C++ API, include/api from a MindSpore install): Serialization::Load + GraphCell.
-// Compiled only when build.sh / CMake find the SDK; it cannot be compiled or tested on machines without it.
-#include <cstdlib>
+// The only file that includes the SDK: the InferBackend for an exported MindIR on MindSpore Lite,
+// Model::Build(path, kMindIR, context). Lite only: MindSpore's own C++ inference API (libmindspore.so, include/api in
+// the framework package) no longer ships with MindSpore 2.x; see README.md ("Why MindSpore Lite only").
+// Compiled only when build.sh finds MS_LITE_HOME; it cannot be compiled or tested on machines without it.
 #include <cstring>
 #include <memory>
 #include <string>
@@ -12,9 +11,6 @@
 #include "include/api/model.h"
 #include "include/api/status.h"
 #include "include/api/types.h"
-#ifndef ENABLE_LITE
-#include "include/api/serialization.h"
-#endif
 
 #include "backend.h"
 #include "errors.h"
@@ -36,19 +32,23 @@ std::vector<TensorSpec> specs(const std::vector<mindspore::MSTensor> &tensors) {
   return out;
 }
 
-class MindSporeBackend : public InferBackend {
+class LiteBackend : public InferBackend {
  public:
-  MindSporeBackend(const std::string &path, const std::string &device_type, int device_id)
-      : description_(device_type + " device " + std::to_string(device_id)) {
+  LiteBackend(const std::string &path, const std::string &device_type, int device_id, const PrecisionMode &precision)
+      : description_("MindSpore Lite, " + device_type + " device " + std::to_string(device_id)) {
     auto context = std::make_shared<mindspore::Context>();
     auto &infos = context->MutableDeviceInfo();
     if (device_type == "Ascend") {
       auto ascend = std::make_shared<mindspore::AscendDeviceInfo>();
       ascend->SetDeviceID(device_id);
-      if (const char *mode = std::getenv("IPT_ASCEND_PRECISION")) {  // e.g. enforce_fp32 (Lite) / must_keep_origin_dtype
-        ascend->SetPrecisionMode(mode);
-        description_ += std::string(", precision ") + mode;
-      }
+      // Lite maps its five modes to ACL's precision_mode (preferred_fp32 -> allow_fp32_to_fp16, enforce_origin ->
+      // must_keep_origin_dtype, ...) and only logs any other value, keeping its enforce_fp16 default: read it back.
+      ascend->SetPrecisionMode(precision.mode);
+      const std::string used = ascend->GetPrecisionMode();
+      if (used != precision.mode)
+        throw ModelError("MindSpore Lite did not take the Ascend precision mode " + precision.mode + " (it holds '" +
+                         used + "'); expected one of " + or_list(lite_precision_modes()));
+      description_ += ", precision mode " + used + " (" + precision.reason + ")";
       infos.push_back(ascend);
     } else if (device_type == "GPU") {
       auto gpu = std::make_shared<mindspore::GPUDeviceInfo>();
@@ -57,16 +57,7 @@ class MindSporeBackend : public InferBackend {
     } else {
       infos.push_back(std::make_shared<mindspore::CPUDeviceInfo>());
     }
-#ifdef ENABLE_LITE
     const mindspore::Status status = model_.Build(path, mindspore::kMindIR, context);
-    description_ = "MindSpore Lite, " + description_;
-#else
-    mindspore::Graph graph;
-    mindspore::Status status = mindspore::Serialization::Load(path, mindspore::ModelType::kMindIR, &graph);
-    if (status != mindspore::kSuccess) throw ModelError(path + ": MindSpore cannot load this MindIR: " + status.ToString());
-    status = model_.Build(mindspore::GraphCell(graph), context);
-    description_ = "MindSpore, " + description_;
-#endif
     if (status != mindspore::kSuccess)
       throw ModelError(path + ": building the model on " + device_type + " failed: " + status.ToString());
     inputs_ = specs(model_.GetInputs());
@@ -106,9 +97,9 @@ class MindSporeBackend : public InferBackend {
 
 }  // namespace
 
-std::unique_ptr<InferBackend> make_mindspore_backend(const std::string &mindir_path, const std::string &device_type,
-                                                     int device_id) {
-  return std::make_unique<MindSporeBackend>(mindir_path, device_type, device_id);
+std::unique_ptr<InferBackend> make_lite_backend(const std::string &mindir_path, const std::string &device_type,
+                                                int device_id, const PrecisionMode &precision) {
+  return std::make_unique<LiteBackend>(mindir_path, device_type, device_id, precision);
 }
 
 }  // namespace ipt

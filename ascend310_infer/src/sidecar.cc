@@ -1,5 +1,6 @@
 #include "sidecar.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -47,6 +48,16 @@ void expect_int(const json &mode, const char *mode_name, const char *key, int wa
   if (got != want)
     throw ModelError(where + ": tiling." + mode_name + "." + key + " is " + std::to_string(got) +
                      "; this harness implements " + std::to_string(want) + " (src/tiler.py)");
+}
+
+// The key's string value, one of `allowed`; "" when the key is absent.
+std::string optional_choice(const json &j, const char *key, const std::vector<std::string> &allowed,
+                            const std::string &where) {
+  if (!j.contains(key)) return "";
+  const std::string value = get<std::string>(j, key, where, "a string");
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end())
+    throw ModelError(where + ": " + key + " '" + value + "'; expected " + or_list(allowed));
+  return value;
 }
 
 }  // namespace
@@ -110,7 +121,9 @@ Sidecar parse_sidecar(const std::string &text, const std::string &where) {
   expect_int(paper, "paper", "stride", p / 4, where);
   if (s.default_mode != "fast" && s.default_mode != "paper")
     throw ModelError(where + ": tiling.default '" + s.default_mode + "'; expected fast or paper");
-  for (const char *key : {"compute_dtype", "layout", "color", "project_version", "checkpoint"}) need(j, key, where);
+  s.compute_dtype = optional_choice(j, "compute_dtype", {"float32", "float16", "bfloat16"}, where);
+  s.graph_form = optional_choice(j, "graph_form", {"native", "cpu"}, where);
+  for (const char *key : {"layout", "color", "project_version", "checkpoint"}) need(j, key, where);
   return s;
 }
 

@@ -24,6 +24,7 @@
 #include "harness.h"
 #include "image.h"
 #include "metrics.h"
+#include "precision.h"
 #include "sidecar.h"
 #include "tiler.h"
 
@@ -298,6 +299,47 @@ void sidecar() {
   check_batch_size(s, 4, "m.mindir");
   CHECK_THROWS(ConfigError, check_batch_size(s, 8, "m.mindir"),
                "--batch_size 8: m.mindir was exported with batch size 4 (input [4, 3, 48, 48]); use 4");
+  // compute_dtype and graph_form: optional, checked when present
+  CHECK(s.compute_dtype == "float32" && s.graph_form.empty());
+  std::string fp16_native = sidecar_json(2, 4);
+  fp16_native.replace(fp16_native.find("\"compute_dtype\": \"float32\""), 26,
+                      "\"compute_dtype\": \"float16\", \"graph_form\": \"native\"");
+  const Sidecar native = parse_sidecar(fp16_native, "m.json");
+  CHECK(native.compute_dtype == "float16" && native.graph_form == "native");
+  std::string unrecorded = sidecar_json(2, 4);
+  unrecorded.erase(unrecorded.find("\"compute_dtype\": \"float32\", "), 28);
+  CHECK(parse_sidecar(unrecorded, "m.json").compute_dtype.empty());
+  std::string bad_form = fp16_native;
+  bad_form.replace(bad_form.find("\"native\""), 8, "\"auto\"");
+  CHECK_THROWS(ModelError, parse_sidecar(bad_form, "m.json"), "m.json: graph_form 'auto'; expected native or cpu");
+  std::string bad_dtype = fp16_native;
+  bad_dtype.replace(bad_dtype.find("\"float16\""), 9, "\"int8\"");
+  CHECK_THROWS(ModelError, parse_sidecar(bad_dtype, "m.json"),
+               "m.json: compute_dtype 'int8'; expected float32, float16 or bfloat16");
+}
+
+void precision_mode() {
+  // Lite's five, in its order; the default keeps LayerNorm in the MindIR's float32 (allow_fp32_to_fp16)
+  CHECK((lite_precision_modes() == std::vector<std::string>{"enforce_fp32", "preferred_fp32", "enforce_fp16",
+                                                              "enforce_origin", "preferred_optimal"}));
+  for (const std::string &mode : lite_precision_modes()) check_precision_mode(mode);
+  const char *const five = "enforce_fp32, preferred_fp32, enforce_fp16, enforce_origin or preferred_optimal";
+  for (const std::string bad : {"must_keep_origin_dtype", "force_fp16", "allow_fp32_to_fp16", "", "Preferred_FP32"})
+    CHECK_THROWS(ConfigError, check_precision_mode(bad),
+                 "--precision_mode '" + bad + "'; MindSpore Lite's Ascend precision modes are " + five);
+  Sidecar side = parse_sidecar(sidecar_json(2, 4), "m.json");
+  PrecisionMode p = choose_precision_mode("", side);
+  CHECK(p.mode == "preferred_fp32" && p.reason == "default for a float32 MindIR");
+  side.compute_dtype = "float16";
+  p = choose_precision_mode("", side);
+  CHECK(p.mode == "preferred_fp32" && p.reason == "default for a float16 MindIR");
+  side.compute_dtype.clear();
+  CHECK(choose_precision_mode("", side).reason == "default; the sidecar records no compute_dtype");
+  p = choose_precision_mode("enforce_origin", side);
+  CHECK(p.mode == "enforce_origin" && p.reason == "--precision_mode");
+  CHECK_THROWS(ConfigError, choose_precision_mode("must_keep_origin_dtype", side),
+               std::string("--precision_mode 'must_keep_origin_dtype'; MindSpore Lite's Ascend precision modes are ") +
+                   five);
 }
 
 void flags() {
@@ -318,6 +360,17 @@ void flags() {
   CHECK_THROWS(ConfigError, parse_flags(3, missing), "--mindir_path is required");
   const char *dangling[] = {"x", "--mindir_path"};
   CHECK_THROWS(ConfigError, parse_flags(2, dangling), "--mindir_path needs a value");
+  const char *precision[] = {"x", "--mindir_path", "m", "--input_path", "i", "--precision_mode", "enforce_fp32"};
+  CHECK(parse_flags(7, precision).precision_mode == "enforce_fp32" && parse_flags(5, precision).precision_mode.empty());
+  const char *bad_precision[] = {"x", "--mindir_path", "m", "--input_path", "i", "--precision_mode=force_fp32"};
+  CHECK_THROWS(ConfigError, parse_flags(6, bad_precision),
+               "--precision_mode 'force_fp32'; MindSpore Lite's Ascend precision modes are enforce_fp32, "
+               "preferred_fp32, enforce_fp16, enforce_origin or preferred_optimal");
+  const char *cpu_precision[] = {"x", "--mindir_path", "m", "--input_path", "i", "--device_type", "CPU",
+                                 "--precision_mode", "enforce_fp32"};
+  CHECK_THROWS(ConfigError, parse_flags(9, cpu_precision),
+               "--precision_mode enforce_fp32 is for --device_type Ascend (MindSpore Lite's AscendDeviceInfo); this "
+               "run's device type is CPU");
   const char *tiles[] = {"x", "--mindir_path", "m", "--input_path", "i", "--tiles_dir", "t"};
   CHECK_THROWS(ConfigError, parse_flags(7, tiles), "unknown flag --tiles_dir");
   CHECK(parse_flags(7, tiles, true).tiles_dir == "t");
@@ -365,6 +418,7 @@ void harness_stand_in() {
     CHECK(read_rgb8((out / "a.png").string()).data == read_rgb8((hr / "a.png").string()).data);
     CHECK(log.str().find("NN inference cost average time:") != std::string::npos);
     CHECK(log.str().find("tile mode " + mode) != std::string::npos);
+    CHECK(log.str().find("x 48 x 48, compute float32) on pointwise stand-in") != std::string::npos);
     CHECK(log.str().find("mean over 2 image(s) (sr_x2, " + mode + " tiling): PSNR-Y inf dB") != std::string::npos);
   }
 }
@@ -427,7 +481,8 @@ int main(int argc, char **argv) {
   const std::map<std::string, void (*)()> cases = {
       {"tiler_plans", tiler_plans}, {"tiler_padding", tiler_padding}, {"tiler_pointwise_stand_in", tiler_pointwise_stand_in},
       {"tiler_fixed_batches", tiler_fixed_batches}, {"quantise", quantise}, {"image_io", image_io}, {"metrics", metrics},
-      {"sidecar", sidecar}, {"flags", flags}, {"harness_stand_in", harness_stand_in}, {"harness_bad_input", harness_bad_input}};
+      {"sidecar", sidecar}, {"precision_mode", precision_mode}, {"flags", flags}, {"harness_stand_in", harness_stand_in},
+      {"harness_bad_input", harness_bad_input}};
   if (argc != 3 || !cases.count(argv[1])) {
     std::cerr << "usage: ipt_unit_tests CASE TMPDIR; cases:";
     for (const auto &c : cases) std::cerr << " " << c.first;
