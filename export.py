@@ -1,14 +1,18 @@
 """Export one IPT task (MindIR or ONNX) with a static tile batch and a JSON sidecar that describes it.
 
     python export.py --ckpt_path CKPT --task sr_x2 --batch_size 8 [--file_format MINDIR|ONNX]
-                     [--compute_dtype float16] [--file_name FILE]
+                     [--compute_dtype float16] [--graph_form native|cpu] [--file_name FILE]
 
 The graph takes (batch_size, 3, P, P) float32 RGB tiles on 0..255 (P = patch_size, 48 for the official models) and
 returns (batch_size, 3, P*scale, P*scale) on the same scale: the mean shift is inside, nothing to add or subtract.
-Beside ``FILE.mindir`` (or ``.onnx``) it writes ``FILE.mindir.json`` (see ``src/exported.py``).
+Beside ``FILE.mindir`` (or ``.onnx``) it writes ``FILE.mindir.json`` (see ``src/exported.py``). The graph is the
+native form by default (MindSpore's own LayerNorm and Softmax: what MindSpore Lite, ATC, the Ascend 310 and
+onnxruntime consume); ``--graph_form cpu`` writes the CPU-tuned cells for CPU-only deployments.
 """
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +31,12 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "export.yaml"
 
 
 def export_task(ipt, task, batch_size, file_name, file_format="MINDIR"):
-    """Write ``<file_name>.mindir`` (or ``.onnx``) atomically; returns its path. No sidecar (see ``export_with_sidecar``).
+    """Write ``<file_name>.mindir`` (or ``.onnx``) atomically; returns its path. No sidecar (see ``sidecar_info``).
 
     ONNX goes through MindSpore's exporter with the cells switched to their ONNX-exportable op sequence
-    (``layers.use_onnx_ops``: same values) for the export only. AIR needs the Ascend backend.
+    (``layers.use_onnx_ops``: same values) for the export only. AIR needs the Ascend backend. MindSpore writes into a
+    private temporary folder beside the target (its ONNX exporter sets the mode of the file's folder to 700), and
+    the file is then moved into place: the user's folders keep their modes.
     """
     if file_format not in FILE_FORMATS:
         raise ConfigError(f"file_format {file_format!r}; expected one of {', '.join(FILE_FORMATS)}")
@@ -45,21 +51,21 @@ def export_task(ipt, task, batch_size, file_name, file_format="MINDIR"):
     suffix = FILE_FORMATS[file_format]
     target = Path(f"{file_name}{suffix}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp")
-    written = Path(f"{tmp}{suffix}")
+    private = Path(tempfile.mkdtemp(prefix=f".{target.stem}.", dir=target.parent))
+    written = private / f"model{suffix}"
     onnx = file_format == "ONNX"
     try:
         if onnx:
             use_onnx_ops(net)
-        ms.export(net, ms.Tensor(np.zeros((batch_size, 3, p, p), np.float32)), file_name=str(tmp),
+        ms.export(net, ms.Tensor(np.zeros((batch_size, 3, p, p), np.float32)), file_name=str(private / "model"),
                   file_format=file_format)
         os.replace(written, target)
     finally:
         if onnx:
             use_onnx_ops(net, enabled=False)
-        if written.exists():
-            written.unlink()
+        shutil.rmtree(private, ignore_errors=True)
     return target
+
 
 
 def sidecar_info(target, ipt, task, batch_size, file_format, compute_dtype, ckpt_path, source_format):
@@ -77,6 +83,7 @@ def sidecar_info(target, ipt, task, batch_size, file_format, compute_dtype, ckpt
         "batch_size": batch_size,
         "dtype": inputs[0]["dtype"],
         "compute_dtype": compute_dtype,
+        "graph_form": ipt.graph_form,
         "layout": "NCHW",
         "color": "RGB",
         "value_range": [0.0, float(ipt.config.rgb_range)],

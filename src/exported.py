@@ -19,7 +19,13 @@ from src.tiler import make_plan
 SIDECAR_FORMAT = "ipt-mindspore-export/1"
 FILE_FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 SIDECAR_KEYS = ("format", "file", "file_format", "task", "scale", "tile_size", "batch_size", "dtype", "compute_dtype",
-                "layout", "color", "value_range", "inputs", "outputs", "tiling", "project_version", "checkpoint")
+                "graph_form", "layout", "color", "value_range", "inputs", "outputs", "tiling", "project_version",
+                "checkpoint")
+# Keys a sidecar written before they existed may lack, with the value such files have: every export before the
+# graph forms was the CPU-tuned graph.
+SIDECAR_DEFAULTS = {"graph_form": "cpu"}
+# MindIR nodes that are not kernels: constants, parameter loads, tuple plumbing and ordering (``op_inventory``).
+NOT_KERNELS = ("Constant", "Load", "MakeTuple", "TupleGetItem", "UpdateState", "Depend", "Return")
 
 
 def tiling_modes(scale, patch_size):
@@ -59,13 +65,8 @@ def read_model_io(path):
         raise CheckpointError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".mindir":
-        from google.protobuf.message import DecodeError
         from mindspore.train import mind_ir_pb2
-        model = mind_ir_pb2.ModelProto()
-        try:
-            model.ParseFromString(path.read_bytes())
-        except DecodeError as exc:
-            raise CheckpointError(f"{path}: not a readable MindIR file ({exc})") from None
+        model = _read_mindir(path)
         type_name = mind_ir_pb2.TensorProto.DataType.Name
         mindir_types = {"FLOAT": "float32", "FLOAT16": "float16"}
 
@@ -84,6 +85,41 @@ def read_model_io(path):
             return [{"name": v.name, "shape": list(v.shape), "dtype": onnx_types.get(v.type, v.type)} for v in values]
         return describe(session.get_inputs()), describe(session.get_outputs())
     raise ConfigError(f"{path}: unknown model file type {suffix!r}; expected .mindir or .onnx")
+
+
+def _read_mindir(path):
+    """The ``ModelProto`` of a MindIR file, parsed with MindSpore's own protobuf schema."""
+    from google.protobuf.message import DecodeError
+    from mindspore.train import mind_ir_pb2
+    model = mind_ir_pb2.ModelProto()
+    try:
+        model.ParseFromString(Path(path).read_bytes())
+    except DecodeError as exc:
+        raise CheckpointError(f"{path}: not a readable MindIR file ({exc})") from None
+    return model
+
+
+def op_inventory(path):
+    """What a MindIR file computes: ``(counts, constant_fed)``. ``counts`` maps each op type (``MatMul``,
+    ``LayerNorm``, ...) to its number of nodes; ``constant_fed`` lists the MatMul/BatchMatMul nodes with a constant
+    tensor operand (a ones or 1/dim vector: a reduction done by a matrix unit). ``kernel_count(counts)`` sums the
+    kernels."""
+    from collections import Counter
+    graph = _read_mindir(path).graph
+    constants = {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    counts, constant_fed = Counter(), []
+    for node in graph.node:
+        op = node.op_type.split("::")[-1].split(":")[0]  # "REF::MatMul:39" -> "MatMul"
+        counts[op] += 1
+        if op in ("MatMul", "BatchMatMul") and any(i in constants for i in node.input[:2]):
+            constant_fed.append(node.name)
+    return counts, constant_fed
+
+
+def kernel_count(counts):
+    """The kernels among ``op_inventory`` counts: every op but constants, loads, tuples and ordering nodes, and
+    Reshape (a view on every device)."""
+    return sum(n for op, n in counts.items() if op not in NOT_KERNELS + ("Reshape",))
 
 
 def _onnx_session(path):
@@ -120,6 +156,8 @@ def read_sidecar(model_path, batch_size=None):
         raise CheckpointError(f"{side}: not valid JSON ({exc})") from None
     if not isinstance(info, dict):
         raise CheckpointError(f"{side}: expected a JSON object")
+    for key, value in SIDECAR_DEFAULTS.items():
+        info.setdefault(key, value)
     missing = [k for k in SIDECAR_KEYS if k not in info]
     if missing:
         raise CheckpointError(f"{side}: missing key(s) {missing}")
@@ -173,7 +211,8 @@ def load_exported(model_path):
 def restore_through(model_path, image_path, output_path, tile_mode=None, compare_ckpt=None, tolerance=1e-3):
     """Restore ``image_path`` through the exported file with the tiler (the sidecar's tile size, batch and default
     mode), write the PNG atomically; with ``compare_ckpt`` also restore it with that checkpoint's Cell (the same task,
-    tile batch and mode) and raise an IPTError when they differ by more than ``tolerance`` on 0..255. Returns
+    tile batch and mode, and the export's own graph form and compute dtype, so that a float16 export is compared
+    with a float16 Cell) and raise an IPTError when they differ by more than ``tolerance`` on 0..255. Returns
     (output float32 array, largest difference or None)."""
     from src import tiler
     from src.data.image_io import read_rgb, to_float, to_uint8, write_png
@@ -191,7 +230,9 @@ def restore_through(model_path, image_path, output_path, tile_mode=None, compare
     from src.checkpoint.loader import load_model
     from src.inference import Restorer
 
-    ipt, _ = load_model(compare_ckpt, info["task"])
+    from src.models.forms import COMPUTE_DTYPES
+    ipt, _ = load_model(compare_ckpt, info["task"], compute_dtype=COMPUTE_DTYPES[info["compute_dtype"]],
+                        graph_form=info["graph_form"])
     reference = Restorer(ipt, info["task"], info["batch_size"], mode).restore(image)
     diff = float(np.abs(out.astype(np.float64) - reference).max())
     if not diff <= tolerance:
@@ -230,7 +271,8 @@ def main(argv=None):
                   f"{info['inputs'][0]['dtype']}, output {info['outputs'][0]['shape']}: sidecar agrees with the file")
             return 0
         from src.runtime import setup
-        setup(args.device_target)
+        info = read_sidecar(args.model)
+        setup(args.device_target, info["compute_dtype"], graph_form=info["graph_form"])
         _, diff = restore_through(args.model, args.input, args.output, args.tile_mode, args.compare_ckpt,
                                   args.tolerance)
         print(f"{args.input} -> {args.output} through {args.model}"

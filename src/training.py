@@ -16,7 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import mindspore as ms
-from mindspore import nn, ops, Parameter, Tensor
+from mindspore import amp, nn, ops, Tensor
+from mindspore.ops import constexpr
+from mindspore.ops.operations.math_ops import NPUClearFloatStatusV2
 
 from src.checkpoint.loader import save_checkpoint
 from src.data.image_io import write_png
@@ -28,27 +30,37 @@ from src.progress import ProgressBar
 from src.runtime import log
 
 # Dynamic loss scaling for float16 compute (the official trainer's DynamicLossScaleUpdateCell settings).
-LOSS_SCALE_INIT, LOSS_SCALE_FACTOR, LOSS_SCALE_WINDOW = 2.0 ** 16, 2.0, 1000
+LOSS_SCALE_INIT, LOSS_SCALE_FACTOR, LOSS_SCALE_WINDOW = 2.0 ** 16, 2, 1000
+
+
+def loss_scaler():
+    """``mindspore.amp.DynamicLossScaler`` with the settings above, one per Trainer (its steps of several tasks share
+    it). Its two Parameters are named ``loss_scale`` and ``good_steps``, the names the optimizer state on disk uses."""
+    scaler = amp.DynamicLossScaler(LOSS_SCALE_INIT, LOSS_SCALE_FACTOR, LOSS_SCALE_WINDOW)
+    scaler.scale_value.name, scaler.counter.name = "loss_scale", "good_steps"
+    return scaler
+
+
+@constexpr
+def _clears_overflow_status():
+    """Whether this device keeps a floating-point overflow status that must be cleared before the step (Ascend
+    Atlas training series, 910A; 910B in saturation mode), as ``nn.TrainOneStepWithLossScaleCell`` decides."""
+    return amp._ascend_target() and (amp._ascend_910a_target() or (  # pylint: disable=protected-access
+        amp._ascend_910b_target() and os.environ.get("MS_ASCEND_CHECK_OVERFLOW_MODE") == "SATURATION_MODE"))
 
 
 class ScaledLoss(nn.Cell):
-    """``loss_net(lr, hr)`` with its first output (the differentiated total) multiplied by ``scale``, so that
-    float16 gradients do not underflow."""
+    """``loss_net(lr, hr)`` with its first output (the differentiated total) scaled by ``scaler``, so that float16
+    gradients do not underflow."""
 
-    def __init__(self, loss_net, scale):
+    def __init__(self, loss_net, scaler):
         super().__init__(auto_prefix=False)
         self.loss_net = loss_net
-        self.scale = scale
+        self.scaler = scaler
 
     def construct(self, lr, hr):
         total, l1, con = self.loss_net(lr, hr)
-        return total * self.scale, l1, con
-
-
-def loss_scale_state():
-    """The dynamic loss scale and its count of good steps: Parameters that several TrainSteps (one per task) share."""
-    return (Parameter(Tensor(LOSS_SCALE_INIT, ms.float32), name="loss_scale", requires_grad=False),
-            Parameter(Tensor(0, ms.int32), name="good_steps", requires_grad=False))
+        return self.scaler.scale(total), l1, con
 
 
 class TrainStep(nn.Cell):
@@ -57,19 +69,20 @@ class TrainStep(nn.Cell):
     over the ``world_size`` data-parallel ranks, optional global-norm clipping (``clip_norm`` > 0), then the
     optimizer's update. Returns (total, L1, contrastive), averaged over the ranks.
 
-    With ``loss_scaling`` the loss is multiplied by a dynamic scale (``scale_state``, shared between the steps of
-    several tasks) before differentiation and the gradients are divided by it; a step whose gradients are not
-    finite is skipped and halves the scale, ``LOSS_SCALE_WINDOW`` good steps in a row double it.
+    With a loss ``scaler`` (``loss_scaler()``, float16 compute) the step is ``mindspore.amp``'s: the loss is scaled
+    before differentiation, the gradients unscaled, ``amp.all_finite`` checks them (on Ascend it reads the device's
+    overflow status), a step whose gradients are not finite is skipped, and ``scaler.adjust`` halves the scale after
+    it or doubles it after ``LOSS_SCALE_WINDOW`` good steps. Where the device keeps an overflow status (910A), it is
+    cleared before the forward, as ``nn.TrainOneStepWithLossScaleCell.start_overflow_check`` does.
     """
 
-    def __init__(self, loss_net, optimizer, clip_norm=0.0, loss_scaling=False, scale_state=None, world_size=1):
+    def __init__(self, loss_net, optimizer, clip_norm=0.0, scaler=None, world_size=1):
         super().__init__(auto_prefix=False)
         self.optimizer = optimizer
         self.clip_norm = float(clip_norm)
-        self.loss_scaling = loss_scaling
-        if loss_scaling:
-            self.loss_scale, self.good_steps = scale_state or loss_scale_state()
-            loss_net = ScaledLoss(loss_net, self.loss_scale)
+        self.scaler = scaler
+        if scaler is not None:
+            loss_net = ScaledLoss(loss_net, scaler)
         self.loss_net = loss_net
         self.grad_fn = ms.value_and_grad(loss_net, None, optimizer.parameters, has_aux=True)
         self.world_size = world_size
@@ -77,6 +90,7 @@ class TrainStep(nn.Cell):
         if self.parallel:
             self.grad_reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world_size)
             self.all_reduce = ops.AllReduce()
+        self.clear_status = NPUClearFloatStatusV2()
 
     def update(self, grads):
         if self.clip_norm > 0:
@@ -90,21 +104,20 @@ class TrainStep(nn.Cell):
         return values
 
     def construct(self, lr, hr):
+        if self.scaler is not None and _clears_overflow_status():
+            lr = ops.depend(lr, self.clear_status(Tensor([0] * 8, ms.int32)))
         (total, l1, con), grads = self.grad_fn(lr, hr)
         if self.parallel:
             grads = self.grad_reducer(grads)
-        if not self.loss_scaling:
+        if self.scaler is None:
             self.update(grads)
             return self.mean_over_ranks(total, l1, con)
-        scale = self.loss_scale
-        total = total / scale
-        grads = tuple([g / scale for g in grads])
-        finite = ms.amp.all_finite(grads)
+        total = self.scaler.unscale(total)
+        grads = self.scaler.unscale(grads)
+        finite = amp.all_finite(grads)
         if finite:
             self.update(grads)
-        grown = ops.select(self.good_steps == LOSS_SCALE_WINDOW - 1, scale * LOSS_SCALE_FACTOR, scale)
-        ops.assign(self.loss_scale, ops.select(finite, grown, ops.maximum(scale / LOSS_SCALE_FACTOR, 1.0)))
-        ops.assign(self.good_steps, ops.select(finite, (self.good_steps + 1) % LOSS_SCALE_WINDOW, 0))
+        self.scaler.adjust(finite)
         return self.mean_over_ranks(total, l1, con)
 
 
@@ -142,7 +155,7 @@ class Trainer:
         self.optimizer = nn.Adam(params, learning_rate=float(optim_cfg.lr), beta1=beta1, beta2=beta2,
                                  eps=optim_cfg.eps, weight_decay=optim_cfg.weight_decay)
         self.loss_scaling = loss_scaling
-        self.scale_state = loss_scale_state() if loss_scaling else None
+        self.scaler = loss_scaler() if loss_scaling else None
         self.contrastive_weight = float(contrastive_weight)
         self.contrastive = (ipt.form.contrastive(temperature, contrastive_groups) if contrastive_weight > 0
                             else None)
@@ -154,8 +167,7 @@ class Trainer:
         if task not in self._steps:
             net = self.ipt.task_net(task, return_tokens=self.contrastive is not None)
             loss = RestorationLoss(net, L1Loss(), self.contrastive, self.contrastive_weight)
-            step = TrainStep(loss, self.optimizer, self.optim_cfg.clip_grad_norm, self.loss_scaling,
-                             self.scale_state, self.world_size)
+            step = TrainStep(loss, self.optimizer, self.optim_cfg.clip_grad_norm, self.scaler, self.world_size)
             step.set_train()
             self._steps[task] = step
         return self._steps[task]
@@ -168,7 +180,8 @@ class Trainer:
         """The optimizer's own parameters (not the model's) by name: moments, powers, step counter, loss scale."""
         model = {p.name for p in self.ipt.get_parameters()}
         own = {p.name: p for p in self.optimizer.get_parameters() if p.name not in model}
-        own.update({p.name: p for p in self.scale_state or ()})
+        if self.scaler is not None:
+            own.update({p.name: p for p in (self.scaler.scale_value, self.scaler.counter)})
         return own
 
     def save(self, path, extra=None):

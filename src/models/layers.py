@@ -116,9 +116,9 @@ class MultiheadAttention(nn.Cell):
     k = v: rows W_q and W_k|W_v). The checkpoint loader splits packed weights into these blocks
     (``checkpoint.loader.split_packed_projections``).
 
-    Here (the native form): one MatMul per block, ``ops.split`` into q | k | v, heads by Reshape + Transpose
-    (N, L, H, hd) -> (N, H, L, hd), scores and mixing as BatchMatMuls, ``ops.Softmax``, heads merged by the inverse
-    Transpose, then ``out_proj``.
+    Here (the native form): one MatMul per block, heads by Reshape + one Transpose per block
+    (N, L, parts, H, hd) -> (parts, N, H, L, hd) and ``ops.split`` into q | k | v, scores and mixing as BatchMatMuls,
+    ``ops.Softmax``, heads merged by the inverse Transpose, then ``out_proj``.
     """
 
     linear_cell = Linear  # the out-projection's cell (the cpu form's subclass swaps it)
@@ -148,11 +148,13 @@ class MultiheadAttention(nn.Cell):
         self.softmax = ops.Softmax(axis=-1)
 
     def _heads(self, x, weight, parts):
-        """x (N, L, D) -> ``parts`` tensors (N, H, L, head_dim): x W^T split into q | k | v, then into heads."""
+        """x (N, L, D) -> ``parts`` tensors (N, H, L, head_dim): x W^T, seen as (N, L, parts, H, head_dim), moved to
+        (parts, N, H, L, head_dim) by one Transpose, then split into q | k | v."""
         n, length = x.shape[0], x.shape[1]
         proj = self.matmul(x.reshape(-1, self.dim), weight)  # (N*L, parts*D)
-        chunks = ops.split(proj, self.dim, 1) if parts > 1 else (proj,)
-        return [ops.transpose(c.reshape(n, length, self.num_heads, self.head_dim), (0, 2, 1, 3)) for c in chunks]
+        heads = ops.transpose(proj.reshape(n, length, parts, self.num_heads, self.head_dim), (2, 0, 3, 1, 4))
+        chunks = ops.split(heads, 1, 0) if parts > 1 else (heads,)
+        return [c.reshape(n, self.num_heads, length, self.head_dim) for c in chunks]
 
     def _attend(self, q, k, v):
         """q, k, v (N, H, L, head_dim) -> (N, L, D), out_proj included."""
