@@ -178,8 +178,52 @@ def test_float16_export_describes_itself(tmp_path):
                            "--compute_dtype", "float16", "--file_name", tmp_path / "fp16")
     assert code == 0, err
     info = read_sidecar(tmp_path / "fp16.mindir")
-    assert info["compute_dtype"] == "float16" and info["dtype"] == "float32"
+    assert info["compute_dtype"] == "float16" and info["dtype"] == "float32" and info["graph_form"] == "native"
     assert info["outputs"][0] == {**info["outputs"][0], "shape": [1, 3, 192, 192], "dtype": "float32"}
+    # restore --compare_ckpt compares with a Cell in the export's own dtype, at the default tolerance
+    from skimage import data as skdata
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.ascontiguousarray(skdata.coffee()[100:150, 200:260][..., ::-1]))
+    ours = tmp_path / "ours.ckpt"
+    save_checkpoint(load_model(FIXTURES / "ipt_tiny_sr_x4_legacy.pt", num_heads=3)[0], ours)
+    proc = subprocess.run([sys.executable, "-m", "src.exported", "restore", tmp_path / "fp16.mindir", "--input", image,
+                           "--output", tmp_path / "out.png", "--compare_ckpt", ours], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and "largest difference to the Cell" in proc.stdout, proc.stderr
+
+
+def test_graph_form_of_the_export(tmp_path):
+    """MindIR is the native form by default (MindSpore's LayerNorm and Softmax); --graph_form cpu writes the CPU-tuned
+    cells; each sidecar says which, and each file runs like its Cell."""
+    from src.exported import op_inventory
+    ckpt = FIXTURES / "ipt_tiny_sr_x4_legacy.pt"
+    for form in ("native", "cpu"):
+        flags = [] if form == "native" else ["--graph_form", "cpu"]
+        code, err = run_export("--ckpt_path", ckpt, "--num_heads", 3, "--batch_size", 2, "--file_name",
+                               tmp_path / form, *flags)
+        assert code == 0, err
+        run_batch, info = load_exported(tmp_path / f"{form}.mindir")
+        assert info["graph_form"] == form
+        counts, constant_fed = op_inventory(tmp_path / f"{form}.mindir")
+        assert (counts["LayerNorm"] > 0) == (form == "native") and bool(constant_fed) == (form == "cpu")
+        cell = load_model(ckpt, num_heads=3, graph_form=form)[0].task_net("sr_x4")
+        x = tiles(2, seed=5)
+        np.testing.assert_allclose(run_batch(x), cell(ms.Tensor(x)).asnumpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("file_format", ["ONNX", "MINDIR"])
+def test_export_keeps_the_modes_of_the_users_folders(file_format, tmp_path):
+    """MindSpore 2.10's ONNX exporter sets the mode of the folder it writes into to 700: the export writes into a
+    private folder and moves the file, so the target folder keeps its mode and nothing else is left in it."""
+    target = tmp_path / "models"
+    target.mkdir()
+    target.chmod(0o755)
+    code, err = run_export("--ckpt_path", FIXTURES / "ipt_tiny_sr_x4_legacy.pt", "--num_heads", 3, "--batch_size", 1,
+                           "--file_format", file_format, "--file_name", target / "m")
+    assert code == 0, err
+    assert (target.stat().st_mode & 0o777) == 0o755
+    suffix = ".onnx" if file_format == "ONNX" else ".mindir"
+    assert sorted(p.name for p in target.iterdir()) == [f"m{suffix}", f"m{suffix}.json"]
 
 
 def test_restore_command_checks_the_file_against_the_cell(exported, tmp_path):

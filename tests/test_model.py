@@ -76,6 +76,9 @@ def test_mixed_precision_close_to_fp32(tiny_config):
     fp32, fp16 = IPT(cfg), IPT(cfg, ms.float16)
     ms.load_param_into_net(fp16, {p.name: p for p in fp32.get_parameters()}, strict_load=True)
     assert all(p.dtype == ms.float32 for p in fp16.get_parameters())  # parameters stay float32
+    names = [p.name for p in fp16.get_parameters()]
+    assert sorted(p.name for p in fp16.task_net("sr_x2").get_parameters()) == sorted(names)
+    assert [p.name for p in fp16.get_parameters()] == names  # mixed precision renames nothing
     x = ms.Tensor(np.random.default_rng(1).uniform(0, 255, (1, 3, 48, 48)).astype(np.float32))
     a = fp32.task_net("sr_x2")(x).asnumpy()
     b = fp16.task_net("sr_x2")(x).asnumpy()

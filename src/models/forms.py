@@ -97,12 +97,17 @@ def _private_rewrite_dir():
 def apply_compute_dtype(net, compute_dtype):
     """``net`` with MatMul, BatchMatMul and Conv2D in ``compute_dtype`` (float16 or bfloat16) through
     ``mindspore.amp.custom_mixed_precision``, which casts those ops' inputs down and their outputs back to float32;
-    ``net`` itself for float32. The parameters stay shared and keep their names."""
+    ``net`` itself for float32. The parameters stay shared and keep their names (the rewritten network renames the
+    parameters it holds after its own attribute paths, which would change the model's checkpoint names)."""
     if compute_dtype == ms.float32:
         return net
+    names = [(p, p.name) for p in net.get_parameters()]
     cwd = os.getcwd()
     os.chdir(_private_rewrite_dir())
     try:
-        return amp.custom_mixed_precision(net, white_list=list(MIXED_PRECISION_OPS), dtype=compute_dtype)
+        rewritten = amp.custom_mixed_precision(net, white_list=list(MIXED_PRECISION_OPS), dtype=compute_dtype)
     finally:
         os.chdir(cwd)
+    for param, name in names:
+        param.name = name
+    return rewritten
