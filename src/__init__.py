@@ -1,1 +1,1 @@
-__version__ = "0.1.0"  # the project version written into export sidecars
+__version__ = "0.9.0"  # the project version (CHANGELOG.md), written into export sidecars

@@ -12,8 +12,8 @@ import pytest
 
 from numpy_ipt import ipt_forward
 from src.checkpoint import official
-from src.checkpoint.loader import (assign_strict, load_model, read_weights, save_checkpoint, select_tasks,
-                                   build_model, split_packed_projections)
+from src.checkpoint.loader import (CONFIG_KEY, FORMAT_KEY, FORMAT_VERSION, assign_strict, build_model, load_model,
+                                   read_weights, save_checkpoint, select_tasks, split_packed_projections)
 from src.errors import CheckpointError, ConfigError
 from src.tasks import OFFICIAL_PRETRAIN_ORDER
 
@@ -230,7 +230,7 @@ def test_packed_decoder_projections_are_split_into_the_blocks_the_cells_hold(tmp
     np.testing.assert_array_equal(weights.params["body.decoder.1.cross_attn.in_proj_weight_kv"], packed[d:])
     assert weights.params["body.encoder.1.self_attn.in_proj_weight"].shape == (3 * d, d)  # the encoder keeps it whole
 
-    # an older checkpoint of ours: the decoder's projections packed again
+    # an older checkpoint of ours (format 1): the decoder's projections packed again
     path = tmp_path / "ours.ckpt"
     save_checkpoint(ipt, path)
     raw = ms.load_checkpoint(str(path))
@@ -240,17 +240,43 @@ def test_packed_decoder_projections_are_split_into_the_blocks_the_cells_hold(tmp
             rows = [raw[f"body.decoder.{i}.{cell}.in_proj_weight_{b}"].asnumpy() for b in blocks]
             old.append({"name": f"body.decoder.{i}.{cell}.in_proj_weight", "data": ms.Tensor(np.concatenate(rows))})
     old_path = tmp_path / "old.ckpt"
-    ms.save_checkpoint(old, str(old_path), append_dict={k: v for k, v in raw.items() if isinstance(v, str)})
+    format_1 = {CONFIG_KEY: raw[CONFIG_KEY], FORMAT_KEY: "ipt-mindspore/1"}
+    ms.save_checkpoint(old, str(old_path), append_dict=format_1)
     loaded, again = load_model(old_path)
     assert set(again.params) == set(weights.params)
     x = data["input"]
     np.testing.assert_array_equal(run_task(loaded, "sr_x4", x), run_task(ipt, "sr_x4", x))
 
     old[-1]["data"] = old[-1]["data"][:-1]
-    ms.save_checkpoint(old, str(old_path), append_dict={k: v for k, v in raw.items() if isinstance(v, str)})
+    ms.save_checkpoint(old, str(old_path), append_dict=format_1)
     with pytest.raises(CheckpointError, match=r"old\.ckpt: parameter body\.decoder\.1\.cross_attn\.in_proj_weight has "
                                               r"shape \(107, 36\), expected \(3 \* dim, dim\)"):
         read_weights(old_path)
+
+
+def test_checkpoint_format_version(tmp_path):
+    """Our checkpoints carry their format version: 2 is written; 1 (packed or block layout) and 2 are read, and a
+    format this version does not know is one clear error naming the file, the key and the value."""
+    ipt, weights = load_model(FIXTURES / "ipt_tiny_sr_x4_legacy.pt", num_heads=3)
+    path = tmp_path / "ours.ckpt"
+    save_checkpoint(ipt, path, extra={"step": 7})
+    raw = ms.load_checkpoint(str(path))
+    assert raw[FORMAT_KEY] == FORMAT_VERSION == "ipt-mindspore/2"
+    assert FORMAT_KEY not in read_weights(path).extra
+
+    params = [{"name": k, "data": v} for k, v in raw.items() if not isinstance(v, str)]
+    for version, readable in (("ipt-mindspore/1", True), ("ipt-mindspore/3", False)):
+        other = tmp_path / f"format_{version[-1]}.ckpt"
+        ms.save_checkpoint(params, str(other), append_dict={CONFIG_KEY: raw[CONFIG_KEY], FORMAT_KEY: version})
+        if readable:
+            again = read_weights(other)
+            assert again.config == weights.config and again.extra == {"step": 7}
+            for k, v in weights.params.items():
+                np.testing.assert_array_equal(again.params[k], v)
+        else:
+            with pytest.raises(CheckpointError, match=r"format_3\.ckpt: ipt_format 'ipt-mindspore/3' is a format "
+                                                      r"this version cannot read"):
+                read_weights(other)
 
 
 def test_keep_one_task_of_the_pretrained_model(tmp_path):

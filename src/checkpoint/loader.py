@@ -1,8 +1,12 @@
 """The one checkpoint loader: our .ckpt, official PyTorch .pt (zip or legacy) and official MindSpore model-zoo .ckpt.
 
 Our checkpoints describe themselves: beside the parameters they carry ``ipt_config`` (the architecture as JSON,
-task names included), so nothing else needs to be passed to load them. Loading is strict: a missing, unexpected or
-mis-shaped parameter is a CheckpointError naming it.
+task names included), so nothing else needs to be passed to load them, and ``ipt_format``, the format version.
+Loading is strict: a missing, unexpected or mis-shaped parameter is a CheckpointError naming it.
+
+Format versions (docs/checkpoints.md): 1 stored each decoder attention's in-projection either packed
+(``in_proj_weight``) or as the row blocks the cells hold; 2 (project 0.9.0 on) always stores the row blocks. Both are
+read: packed weights are split on load (``split_packed_projections``). A newer format is refused with one line.
 """
 import json
 import os
@@ -21,7 +25,8 @@ from src.models.layers import FP32, IN_PROJ_ROWS, in_proj_name
 
 CONFIG_KEY = "ipt_config"
 FORMAT_KEY = "ipt_format"
-FORMAT_VERSION = "ipt-mindspore/1"
+FORMAT_VERSION = "ipt-mindspore/2"
+READABLE_FORMATS = ("ipt-mindspore/1", FORMAT_VERSION)
 
 
 @dataclass
@@ -61,7 +66,10 @@ def read_weights(path, task=None, num_heads=None) -> LoadedWeights:
             cfg = IPTConfig.from_dict(json.loads(raw.pop(CONFIG_KEY)), where=str(path))
         except (ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: unreadable {CONFIG_KEY} entry ({exc})") from None
-        raw.pop(FORMAT_KEY, None)
+        file_format = raw.pop(FORMAT_KEY, FORMAT_VERSION)
+        if file_format not in READABLE_FORMATS:
+            raise CheckpointError(f"{path}: {FORMAT_KEY} {file_format!r} is a format this version cannot read "
+                                  f"(it reads {', '.join(READABLE_FORMATS)}); load it with a newer version")
         if num_heads and num_heads != cfg.num_heads:
             raise ConfigError(f"{path} was saved with num_heads {cfg.num_heads}; it cannot be loaded with {num_heads}")
         extra = {k: v for k, v in raw.items() if not k.startswith(("body.", "tasks."))}
@@ -91,8 +99,8 @@ _PACKED_DECODER_PROJECTION = re.compile(rf"^(body\.decoder\.\d+\.({'|'.join(DECO
 
 def split_packed_projections(params, path):
     """``params`` (our names) with each decoder attention's packed in-projection ``in_proj_weight`` (3D, D), as
-    PyTorch and the model zoo store it and as our checkpoints before 2026-11-29 did, split into the row blocks that
-    the cell holds (``ipt.DECODER_ATTENTION_BLOCKS``: ``in_proj_weight_qk`` and ``_v``, ``_q`` and ``_kv``)."""
+    PyTorch and the model zoo store it and as our format-1 checkpoints may, split into the row blocks that the cell
+    holds (``ipt.DECODER_ATTENTION_BLOCKS``: ``in_proj_weight_qk`` and ``_v``, ``_q`` and ``_kv``)."""
     out = {}
     for name, value in params.items():
         m = _PACKED_DECODER_PROJECTION.match(name)
