@@ -225,10 +225,10 @@ def worker_forward(args):
     from src.runtime import setup
     from src.models.ipt import IPT
 
-    setup(args.device_target, "float32", args.onednn_isa)
+    _, form = setup(args.device_target, "float32", args.onednn_isa, graph_form=args.graph_form)
     ms.set_seed(0)
     cfg = model_config(args.tiny)
-    net = IPT(cfg).task_net(TASK)
+    net = IPT(cfg, graph_form=form).task_net(TASK)
     net.set_train(False)
     bs = args.batch
     x = ms.Tensor(np.random.default_rng(0).uniform(0, 255, (bs, 3, cfg.patch_size, cfg.patch_size)).astype(np.float32))
@@ -252,7 +252,7 @@ def worker_forward(args):
     tiles = bs / steady
     peak = max(peaks)
     gflops = tiles * gflop_per_tile(args.tiny)
-    return {"batch": bs, "first_call_s": first, "steady_s": steady, "compile_s": first - steady,
+    return {"batch": bs, "graph_form": form, "first_call_s": first, "steady_s": steady, "compile_s": first - steady,
             "times_s": times, "starts": starts, "tiles_per_s": tiles, "gflops": gflops,
             "matmul_peak_gflops": peak, "matmul_peaks_gflops": peaks, "fraction_of_peak": gflops / peak,
             "peak_rss_gb": rss / 1e9}
@@ -349,7 +349,8 @@ def run_round(args, batch, kinds):
     def command(kind, path):
         return ([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--device_target", args.device_target,
                  "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--matmul_size", str(args.matmul_size),
-                 "--onednn_isa", args.onednn_isa, "--_batch", str(batch), "--_result", path]
+                 "--onednn_isa", args.onednn_isa, "--graph_form", args.graph_form, "--_batch", str(batch),
+                 "--_result", path]
                 + (["--tiny"] if args.tiny else []))
 
     results, cross_core, ratios = run_paired_workers(kinds, command, args.repeats, f"benchmark batch {batch}")
@@ -471,6 +472,8 @@ def parse_args(argv=None):
                    help="CPU kernel set-up of src/runtime.py: auto (AVX2 cap on AVX-512 CPUs), off, or an ISA name")
     p.add_argument("--reference", choices=("auto", "torch", "none"), default="auto",
                    help="also time the PyTorch model of the official code (auto: when torch is installed)")
+    p.add_argument("--graph_form", choices=("auto", "native", "cpu"), default="auto",
+                   help="MindSpore graph form (src/models/forms.py); auto: cpu on CPU, native on GPU and Ascend")
     p.add_argument("--_worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--_batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)
@@ -514,7 +517,8 @@ def main(argv=None):
     if args.json:
         write_json_atomic(args.json, {
             "task": TASK, "config": model_config(args.tiny).to_dict(), "weights": "random", "dtype": "float32",
-            "device_target": args.device_target, "gflop_per_tile": gflop_per_tile(args.tiny),
+            "device_target": args.device_target, "graph_form": args.graph_form,
+            "gflop_per_tile": gflop_per_tile(args.tiny),
             "matmul_size": args.matmul_size, "results": results, "warmup": args.warmup, "repeats": args.repeats,
             "rounds": args.rounds, "machine": machine, "host": platform.node(), "cpu_count": os.cpu_count(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")})

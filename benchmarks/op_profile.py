@@ -142,6 +142,8 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny sizes instead of the official ones")
     p.add_argument("--onednn_isa", default="auto", help="CPU kernel set-up of src/runtime.py (auto, off, an ISA name)")
+    p.add_argument("--graph_form", choices=("auto", "native", "cpu"), default="auto",
+                   help="MindSpore graph form (src/models/forms.py); auto: cpu on CPU")
     args = p.parse_args(argv)
     if args.batch < 1 or args.calls < 1 or args.gaps < 0:
         p.error(f"--batch and --calls must be >= 1 and --gaps >= 0 (got --batch {args.batch}, --calls {args.calls}, "
@@ -159,10 +161,10 @@ def main(argv=None):
     from src.runtime import setup
     from src.models.ipt import IPT
 
-    setup("CPU", "float32", args.onednn_isa)
+    _, form = setup("CPU", "float32", args.onednn_isa, graph_form=args.graph_form)
     ms.set_seed(0)
     cfg = fb.model_config(args.tiny)
-    net = IPT(cfg).task_net(fb.TASK)
+    net = IPT(cfg, graph_form=form).task_net(fb.TASK)
     net.set_train(False)
     x = ms.Tensor(np.random.default_rng(0).uniform(0, 255, (args.batch, 3, cfg.patch_size, cfg.patch_size))
                   .astype(np.float32))

@@ -64,13 +64,13 @@ def worker_mindspore(args):
     from src.runtime import setup
     from src.training import Trainer
 
-    setup(args.device_target, "float32", args.onednn_isa)
+    _, form = setup(args.device_target, "float32", args.onednn_isa, graph_form=args.graph_form)
     ms.set_seed(0)
     cfg = model_config(args.step, args.tiny)
     optim = Config(lr=LR, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, clip_grad_norm=0.0, milestones=[],
                    gamma=0.5)
     pretrain = args.step == "pretrain"
-    trainer = Trainer(IPT(cfg), cfg.tasks, optim, contrastive_weight=CONTRASTIVE_WEIGHT if pretrain else 0.0)
+    trainer = Trainer(IPT(cfg, graph_form=form), cfg.tasks, optim, contrastive_weight=CONTRASTIVE_WEIGHT if pretrain else 0.0)
     step = trainer.train_step("sr_x2")
     lr, hr = (ms.Tensor(a) for a in batch_arrays(args.batch, cfg))
 
@@ -120,7 +120,8 @@ def run_step(args, step, kinds):
     def command(kind, path):
         return ([sys.executable, os.path.abspath(__file__), "--_worker", kind, "--_step", step, "--batch",
                  str(args.batch), "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--device_target",
-                 args.device_target, "--onednn_isa", args.onednn_isa, "--_result", path]
+                 args.device_target, "--onednn_isa", args.onednn_isa, "--graph_form", args.graph_form,
+                 "--_result", path]
                 + (["--tiny"] if args.tiny else []))
 
     results, cross_core, ratios = forward_benchmark.run_paired_workers(kinds, command, args.repeats, step)
@@ -158,6 +159,8 @@ def parse_args(argv=None):
     p.add_argument("--reference", choices=("auto", "torch", "none"), default="auto",
                    help="also time the PyTorch step (auto: when torch is installed)")
     p.add_argument("--onednn_isa", default="auto", help="CPU: src.runtime.setup's oneDNN ISA setting")
+    p.add_argument("--graph_form", choices=("auto", "native", "cpu"), default="auto",
+                   help="MindSpore graph form (src/models/forms.py); auto: cpu on CPU, native on GPU and Ascend")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
     p.add_argument("--_worker", choices=("mindspore", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--_step", choices=STEPS, help=argparse.SUPPRESS)
@@ -191,7 +194,8 @@ def main(argv=None):
     print("\n".join(forward_benchmark.format_machine(machine)))
     if args.json:
         forward_benchmark.write_json_atomic(args.json, {
-            "batch": args.batch, "tiny": args.tiny, "device_target": args.device_target, "lr": LR,
+            "batch": args.batch, "tiny": args.tiny, "device_target": args.device_target,
+            "graph_form": args.graph_form, "lr": LR,
             "contrastive_weight": CONTRASTIVE_WEIGHT, "warmup": args.warmup, "repeats": args.repeats, "rows": rows,
             "machine": machine,
             "host": platform.node(), "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
