@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import mindspore as ms
 from mindspore import amp, nn, ops, Tensor
-from mindspore.ops import constexpr
+from mindspore._c_expression import MSContext
 from mindspore.ops.operations.math_ops import NPUClearFloatStatusV2
 
 from src.checkpoint.loader import save_checkpoint
@@ -41,12 +41,17 @@ def loss_scaler():
     return scaler
 
 
-@constexpr
-def _clears_overflow_status():
-    """Whether this device keeps a floating-point overflow status that must be cleared before the step (Ascend
-    Atlas training series, 910A; 910B in saturation mode), as ``nn.TrainOneStepWithLossScaleCell`` decides."""
-    return amp._ascend_target() and (amp._ascend_910a_target() or (  # pylint: disable=protected-access
-        amp._ascend_910b_target() and os.environ.get("MS_ASCEND_CHECK_OVERFLOW_MODE") == "SATURATION_MODE"))
+def device_keeps_overflow_status():
+    """Whether this device keeps a floating-point overflow status that must be cleared before a step: the Ascend
+    Atlas training series (910A), and 910B in saturation mode, as ``nn.TrainOneStepWithLossScaleCell`` decides
+    (MindSpore's SoC features ``amp_loss_scale_train_classic_target`` and ``train_hq_dtype_line``). Call after
+    ``setup()``."""
+    if ms.get_context("device_target") != "Ascend":
+        return False
+    soc = MSContext.get_instance()
+    return bool(soc.ascend_soc_supports_feature("amp_loss_scale_train_classic_target") or (
+        soc.ascend_soc_supports_feature("train_hq_dtype_line")
+        and os.environ.get("MS_ASCEND_CHECK_OVERFLOW_MODE") == "SATURATION_MODE"))
 
 
 class ScaledLoss(nn.Cell):
@@ -90,6 +95,7 @@ class TrainStep(nn.Cell):
         if self.parallel:
             self.grad_reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world_size)
             self.all_reduce = ops.AllReduce()
+        self.clear_overflow_status = scaler is not None and device_keeps_overflow_status()
         self.clear_status = NPUClearFloatStatusV2()
 
     def update(self, grads):
@@ -104,7 +110,7 @@ class TrainStep(nn.Cell):
         return values
 
     def construct(self, lr, hr):
-        if self.scaler is not None and _clears_overflow_status():
+        if self.clear_overflow_status:
             lr = ops.depend(lr, self.clear_status(Tensor([0] * 8, ms.int32)))
         (total, l1, con), grads = self.grad_fn(lr, hr)
         if self.parallel:

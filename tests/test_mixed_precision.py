@@ -1,67 +1,48 @@
 """float16 compute on CPU, where MindSpore 2.10 has float16 MatMul, BatchMatMul and Conv2D kernels: mixed precision
 through ``mindspore.amp`` (the native form), dynamic loss scaling, resume, and the official-size graph's range."""
-import csv
 import logging
 
-import cv2
 import numpy as np
 import mindspore as ms
 import pytest
 from skimage import data as skdata
 
-from conftest import TINY
 from src.checkpoint.loader import read_weights
 from src.config import Config
 from src.models.ipt import IPT, IPTConfig
 from src.training import LOSS_SCALE_INIT, Trainer
+from test_training import read_losses, train_args, two_crops  # noqa: F401 (two_crops: a fixture)
 from train import main as train_main
-
-TINY_FLAGS = [x for k, v in TINY.items() for x in (f"--model.{k}", str(v))]
-
-
-@pytest.fixture(scope="module")
-def crops(tmp_path_factory):
-    d = tmp_path_factory.mktemp("crops")
-    for name, rgb in (("astronaut", skdata.astronaut()[80:176, 180:276]), ("chelsea", skdata.chelsea()[100:196, 150:246])):
-        assert cv2.imwrite(str(d / f"{name}.png"), np.ascontiguousarray(rgb[..., ::-1]))
-    return d
 
 
 def fp16_args(out, images, steps, *extra):
-    return ["--task", "sr_x2", "--data.train_dir", str(images), "--output_dir", str(out), "--steps", str(steps),
-            "--data.batch_size", "2", "--data.num_workers", "1", "--optim.lr", "1e-3", "--log_every", "4",
-            "--compute_dtype", "float16", *TINY_FLAGS, *extra]
-
-
-def losses(path):
-    with open(path, newline="") as f:
-        return {int(r["step"]): float(r["loss"]) for r in csv.DictReader(f)}
+    return train_args(out, images, steps, "--compute_dtype", "float16", *extra)
 
 
 @pytest.fixture(scope="module")
-def fp16_run(crops, tmp_path_factory):
+def fp16_run(two_crops, tmp_path_factory):
     """20 float16 steps (graph_form auto: native, since the cpu form is float32 only), checkpoints at 10 and 20."""
     out = tmp_path_factory.mktemp("fp16")
-    assert train_main(fp16_args(out, crops, 20, "--save_every", "10")) == 0
+    assert train_main(fp16_args(out, two_crops, 20, "--save_every", "10")) == 0
     return out
 
 
 def test_float16_training_loss_falls(fp16_run):
-    curve = losses(fp16_run / "loss.csv")
+    curve = read_losses(fp16_run / "loss.csv")
     assert sorted(curve) == list(range(1, 21))
     first, last = np.mean([curve[s] for s in range(1, 6)]), np.mean([curve[s] for s in range(16, 21)])
     assert last < 0.8 * first, (first, last)
 
 
-def test_float16_resume_is_exact(fp16_run, crops, tmp_path, caplog):
+def test_float16_resume_is_exact(fp16_run, two_crops, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="ipt")
-    assert train_main(fp16_args(tmp_path, crops, 20, "--resume", str(fp16_run / "ipt_sr_x2_step10.ckpt"))) == 0
+    assert train_main(fp16_args(tmp_path, two_crops, 20, "--resume", str(fp16_run / "ipt_sr_x2_step10.ckpt"))) == 0
     assert "graph_form auto: native for float16" in caplog.text
     resumed, straight = read_weights(tmp_path / "ipt_sr_x2_last.ckpt"), read_weights(fp16_run / "ipt_sr_x2_last.ckpt")
     for name, value in straight.params.items():
         assert np.array_equal(resumed.params[name], value), name
-    before = losses(fp16_run / "loss.csv")
-    assert losses(tmp_path / "loss.csv") == {s: before[s] for s in range(11, 21)}
+    before = read_losses(fp16_run / "loss.csv")
+    assert read_losses(tmp_path / "loss.csv") == {s: before[s] for s in range(11, 21)}
 
 
 def test_float16_overflow_step_is_skipped_and_lowers_the_scale(tiny_config):
@@ -108,3 +89,28 @@ def test_official_size_float16_graph_stays_finite_where_activations_exceed_256()
     print(f"\nofficial-size sr_x2, float16 against float32 (tokens up to {np.abs(tokens.asnumpy()).max():.0f}): "
           f"mean {diff.mean():.3f}, max {diff.max():.2f} grey levels")
     assert diff.mean() < 0.05 * np.abs(exact).mean()
+
+
+@pytest.mark.parametrize("device, features, mode, expected", [
+    ("CPU", {"amp_loss_scale_train_classic_target"}, None, False),
+    ("Ascend", {"amp_loss_scale_train_classic_target"}, None, True),  # 910A
+    ("Ascend", {"train_hq_dtype_line"}, None, False),  # 910B, INFNAN mode: no status to clear
+    ("Ascend", {"train_hq_dtype_line"}, "SATURATION_MODE", True),
+])
+def test_which_devices_clear_the_overflow_status(monkeypatch, device, features, mode, expected):
+    """The decision only: the device and its SoC features are stand-ins (no Ascend here); the step that uses it runs
+    for real on CPU above."""
+    import src.training as training
+
+    class Soc:
+        @staticmethod
+        def ascend_soc_supports_feature(name):
+            return name in features
+
+    monkeypatch.setattr(training.ms, "get_context", lambda key: device)
+    monkeypatch.setattr(training.MSContext, "get_instance", staticmethod(lambda: Soc()))
+    if mode:
+        monkeypatch.setenv("MS_ASCEND_CHECK_OVERFLOW_MODE", mode)
+    else:
+        monkeypatch.delenv("MS_ASCEND_CHECK_OVERFLOW_MODE", raising=False)
+    assert training.device_keeps_overflow_status() is expected
