@@ -296,16 +296,23 @@ def restore_rows(image, run_batch, write_rows, scale, patch_size=48, tile_batch=
             progress(start + len(chunk), total)
 
 
+class RowsToArray:
+    """A ``write_rows`` that keeps the float32 rows of an output ``height`` rows tall in one array, ``.array``."""
+
+    def __init__(self, height):
+        self.height, self.array = height, None
+
+    def __call__(self, y, rows):
+        if self.array is None:
+            self.array = np.empty((self.height, rows.shape[1], 3), np.float32)
+        self.array[y:y + len(rows)] = rows
+
+
 def restore(image, run_batch, scale, patch_size=48, tile_batch=8, mode="fast", progress=None):
     """float32 (H, W, 3) on 0..255 (or uint8) -> float32 (H*s, W*s, 3): ``restore_rows`` collected into one array."""
-    out = []
-
-    def keep(y, rows):
-        if not out:
-            out.append(np.empty((np.shape(image)[0] * scale, rows.shape[1], 3), np.float32))
-        out[0][y:y + len(rows)] = rows
-    restore_rows(image, run_batch, keep, scale, patch_size, tile_batch, mode, progress)
-    return out[0]
+    out = RowsToArray(np.shape(image)[0] * scale)
+    restore_rows(image, run_batch, out, scale, patch_size, tile_batch, mode, progress)
+    return out.array
 
 
 def main(argv=None):
