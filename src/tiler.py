@@ -220,11 +220,12 @@ def band_schedule(plan):
 
 def stitch_bytes(plan, tile_batch):
     """Bytes the stitcher holds for ``plan`` beyond its input: the float32 band (sum and weight sum), the tile
-    batch and its output, the 2-D weight, and the row block it hands on (``band_rows`` x the output width)."""
+    batch and its output, the 2-D weight, and the row block it hands on (up to ``band_rows`` x the output width)
+    with two float32 copies of it for its rounding."""
     _, band_rows = band_schedule(plan)
     t, p = plan.tile_out, plan.patch_size
     row = plan.padded_width * plan.scale
-    return 4 * (band_rows * row * (3 + 1 + 3) + tile_batch * 3 * (p * p + t * t) + t * t)
+    return 4 * (band_rows * row * (3 + 1 + 3 * 3) + tile_batch * 3 * (p * p + t * t) + t * t)
 
 
 def restore_rows(image, run_batch, write_rows, scale, patch_size=48, tile_batch=8, mode="fast", progress=None):
