@@ -19,10 +19,10 @@ import numpy as np
 from src.checkpoint.loader import load_model
 from src.config import parse_config
 from src.data.benchmark_sets import BASELINES, baseline_output, benchmark_pairs
-from src.data.image_io import list_images, read_rgb, save_npy, to_float, to_uint8, to_uint16, write_png
+from src.data.image_io import OutputImage, list_images, read_rgb, save_npy, to_float, to_uint8, write_png
 from src.errors import ConfigError, ImageError, run_main
 from src.fileio import atomic_write
-from src.inference import Restorer
+from src.inference import Restorer, memory_available
 from src.metrics import border_for, score
 from src.progress import ProgressBar
 from src.runtime import log, setup
@@ -85,16 +85,29 @@ def restore_images(cfg, restorer, out_dir):
             raise ConfigError(f"{target}: the output would overwrite the input; choose another --output")
         try:
             image = read_rgb(path, allow_16bit=True)
+            check_memory(path, restorer, image)
         except ImageError as exc:
             log.error("%s (skipped)", exc)
             failed.append(path.name)
             continue
-        output = restorer.restore(to_float(image), progress.image(i, path.name))
-        write_png(target, to_uint16(output) if image.dtype == np.uint16 else to_uint8(output))
-        if cfg.save_npy:
-            save_npy(out_dir / f"{path.stem}.npy", output)
+        height, width = image.shape[0] * restorer.scale, image.shape[1] * restorer.scale
+        with OutputImage(height, width, image.dtype, out_dir / f"{path.stem}.npy" if cfg.save_npy else None) as output:
+            restorer.restore_rows(to_float(image) if image.dtype == np.uint16 else image, output,
+                                  progress.image(i, path.name))
+            output.write_png(target)
         progress.done(f"{path} -> {target}" + (" (16-bit)" if image.dtype == np.uint16 else ""))
     return failed
+
+
+def check_memory(path, restorer, image):
+    """An ImageError naming ``path`` when restoring ``image`` needs more memory than is available (the estimate of
+    ``Restorer.memory_needed`` against MemAvailable), before any tile runs."""
+    need = restorer.memory_needed(image.shape[0], image.shape[1], image.dtype == np.uint16, image.dtype)
+    available = memory_available()
+    if available is not None and need > available:
+        raise ImageError(f"{path}: not enough memory to restore it: its {image.shape[1] * restorer.scale}x"
+                         f"{image.shape[0] * restorer.scale} output needs about {need / 2**30:.2f} GB more, and "
+                         f"{available / 2**30:.2f} GB is available (MemAvailable)")
 
 
 def evaluate_benchmark(cfg, restorer, task, out_dir):

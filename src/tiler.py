@@ -13,6 +13,11 @@ order (regions are sorted by tile)::
     wsum[dst] += w[src]                      (paper mode: wsum[dst] += 1)
     result = acc / wsum, then cropped to (H*s, W*s)
 
+Streaming (``restore_rows``): the tiles run in raster order, so ``acc`` and ``wsum`` are only held for the band of
+output rows still open (at most one tile output, P*s rows, across the padded output width). A row is finished as soon
+as no later tile touches it: divided and handed on (``band_schedule``), e.g. rounded into a uint8 image at once. Each
+value gets the same float32 operations in the same order as with whole-image sums: the results are bit-identical.
+
 Padding: a side below P is padded at the bottom/right to P by reflection without repeating the edge pixel
 (``np.pad(mode="reflect")`` = OpenCV ``BORDER_REFLECT_101``, reflecting repeatedly when the pad is longer than the
 side; a side of 1 pixel is repeated). Larger sides are never padded.
@@ -186,24 +191,68 @@ def pad_to_patch(image, patch_size):
     return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
 
 
-def restore(image, run_batch, scale, patch_size=48, tile_batch=8, mode="fast", progress=None):
-    """float32 (H, W, 3) on 0..255 -> float32 (H*s, W*s, 3), running ``run_batch`` on fixed-size tile batches.
+def band_schedule(plan):
+    """When the streaming stitcher may finish rows, and how many rows it keeps (see ``restore_rows``).
 
-    ``progress(done_tiles, total_tiles)`` is called after every batch. Memory: the input, the float32 output and a
-    float32 (H*s, W*s) weight sum, plus one batch.
+    Returns ``(done, band_rows)``: after the tiles ``0..k`` are stitched, the padded output rows ``[0, done[k])``
+    are final (no later tile touches them; ``done[-1]`` is the padded output height); ``band_rows`` is the most rows
+    ever held between the first unfinished row and the lowest row touched so far.
+    """
+    out_h = plan.padded_height * plan.scale
+    top = [out_h] * len(plan.tiles)
+    bottom = [0] * len(plan.tiles)
+    for k, _, _, h, w, dy, _ in plan.regions:
+        if h > 0 and w > 0:
+            top[k], bottom[k] = min(top[k], dy), max(bottom[k], dy + h)
+    done, later = [0] * len(plan.tiles), out_h
+    for k in range(len(plan.tiles) - 1, -1, -1):
+        done[k] = later
+        later = min(later, top[k])
+    band_rows, first, lowest = 0, 0, 0
+    for k in range(len(plan.tiles)):
+        lowest = max(lowest, bottom[k])
+        if done[k] > lowest:
+            raise ValueError(f"tile plan leaves output rows {lowest}..{done[k] - 1} uncovered")
+        band_rows = max(band_rows, lowest - first)
+        first = done[k]
+    return done, band_rows
+
+
+def stitch_bytes(plan, tile_batch):
+    """Bytes the stitcher holds for ``plan`` beyond its input: the float32 band (sum and weight sum), the tile
+    batch and its output, the 2-D weight, and the row block it hands on (up to ``band_rows`` x the output width)
+    with two float32 copies of it for its rounding."""
+    _, band_rows = band_schedule(plan)
+    t, p = plan.tile_out, plan.patch_size
+    row = plan.padded_width * plan.scale
+    return 4 * (band_rows * row * (3 + 1 + 3 * 3) + tile_batch * 3 * (p * p + t * t) + t * t)
+
+
+def restore_rows(image, run_batch, write_rows, scale, patch_size=48, tile_batch=8, mode="fast", progress=None):
+    """Restore an (H, W, 3) image on 0..255 (uint8, or float32; other types are converted to float32) and hand on
+    its float32 (H*s, W*s, 3) result in row blocks, top to bottom: ``write_rows(y, rows)`` with ``rows`` float32
+    ``(n, W*s, 3)`` = output rows ``y .. y+n-1``, each row once, as soon as no later tile touches it.
+
+    Tiles run in plan order, ``run_batch`` on fixed-size batches; ``progress(done_tiles, total_tiles)`` after every
+    batch. Only the band of rows still open is kept (float32 sums and weight sums, ``band_schedule``): every output
+    value gets the same float32 additions in the same order as with whole-image sums, then one division.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"restore needs an HxWx3 image, got shape {image.shape}")
     if tile_batch < 1:
         raise ValueError(f"tile_batch must be >= 1, got {tile_batch}")
-    image = image.astype(np.float32, copy=False)
+    if image.dtype != np.uint8:   # uint8 tiles become float32 in the batch, exactly
+        image = image.astype(np.float32, copy=False)
     h, w = image.shape[:2]
     plan = make_plan(h, w, scale, patch_size, mode)
+    done, band_rows = band_schedule(plan)
     padded = pad_to_patch(image, patch_size)
     p, t_out = plan.patch_size, plan.tile_out
-    acc = np.zeros((plan.padded_height * scale, plan.padded_width * scale, 3), np.float32)
+    out_h, out_w = h * scale, w * scale
+    acc = np.zeros((band_rows, plan.padded_width * scale, 3), np.float32)
     wsum = np.zeros(acc.shape[:2], np.float32)
+    first, lowest = 0, 0     # acc row i is padded output row first + i; rows from lowest on are untouched (zero)
     weight = plan.weight_2d()
     by_tile = [[] for _ in plan.tiles]
     for region in plan.regions:
@@ -222,20 +271,49 @@ def restore(image, run_batch, scale, patch_size=48, tile_batch=8, mode="fast", p
         for k in range(len(chunk)):
             tile = out[k].transpose(1, 2, 0)
             for sy, sx, rh, rw, dy, dx in by_tile[start + k]:
+                if rh <= 0 or rw <= 0:
+                    continue
                 src = tile[sy:sy + rh, sx:sx + rw]
+                by = dy - first
+                lowest = max(lowest, dy + rh)
                 if weight is None:
-                    acc[dy:dy + rh, dx:dx + rw] += src
-                    wsum[dy:dy + rh, dx:dx + rw] += np.float32(1)
+                    acc[by:by + rh, dx:dx + rw] += src
+                    wsum[by:by + rh, dx:dx + rw] += np.float32(1)
                 else:
                     wv = weight[sy:sy + rh, sx:sx + rw]
-                    acc[dy:dy + rh, dx:dx + rw] += src * wv[..., None]
-                    wsum[dy:dy + rh, dx:dx + rw] += wv
+                    acc[by:by + rh, dx:dx + rw] += src * wv[..., None]
+                    wsum[by:by + rh, dx:dx + rw] += wv
+            finished = done[start + k]
+            if finished > first:
+                n = finished - first
+                if first < out_h:
+                    m = min(finished, out_h) - first
+                    write_rows(first, acc[:m, :out_w] / wsum[:m, :out_w, None])
+                kept = lowest - finished
+                acc[:kept], wsum[:kept] = acc[n:n + kept], wsum[n:n + kept]
+                acc[kept:lowest - first], wsum[kept:lowest - first] = 0, 0
+                first = finished
         if progress is not None:
             progress(start + len(chunk), total)
-    acc /= wsum[..., None]
-    if acc.shape[:2] != (h * scale, w * scale):
-        acc = np.ascontiguousarray(acc[:h * scale, :w * scale])
-    return acc
+
+
+class RowsToArray:
+    """A ``write_rows`` that keeps the float32 rows of an output ``height`` rows tall in one array, ``.array``."""
+
+    def __init__(self, height):
+        self.height, self.array = height, None
+
+    def __call__(self, y, rows):
+        if self.array is None:
+            self.array = np.empty((self.height, rows.shape[1], 3), np.float32)
+        self.array[y:y + len(rows)] = rows
+
+
+def restore(image, run_batch, scale, patch_size=48, tile_batch=8, mode="fast", progress=None):
+    """float32 (H, W, 3) on 0..255 (or uint8) -> float32 (H*s, W*s, 3): ``restore_rows`` collected into one array."""
+    out = RowsToArray(np.shape(image)[0] * scale)
+    restore_rows(image, run_batch, out, scale, patch_size, tile_batch, mode, progress)
+    return out.array
 
 
 def main(argv=None):

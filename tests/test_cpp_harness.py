@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from skimage import data as skdata
@@ -228,6 +229,8 @@ def test_cpp_harness_bad_input_is_one_clear_line_each(tools, tiny_mindir, tmp_pa
     lr = tmp_path / "lr"
     write_png(lr / "a.png", skdata.astronaut()[:50, :50])
     (lr / "broken.png").write_bytes(b"not an image")
+    ok, jpeg = cv2.imencode(".jpg", skdata.astronaut())
+    (lr / "cut.jpg").write_bytes(jpeg.tobytes()[:jpeg.size // 2])
     base = ["--input_path", lr, "--tiles_dir", tmp_path / "tiles", "--device_type", "CPU"]
 
     def replay(model, *extra, out="out"):
@@ -252,7 +255,8 @@ def test_cpp_harness_bad_input_is_one_clear_line_each(tools, tiny_mindir, tmp_pa
     restore(read_rgb(lr / "a.png").astype(np.float32), record, 3, 48, 4, "fast")
     code, err = replay(tiny_mindir)
     assert code == 1 and err[0] == f"error: {lr / 'broken.png'}: cannot decode image (corrupt or not an image)"
-    assert (tmp_path / "out" / "a.png").exists() and not (tmp_path / "out" / "broken.png").exists()
+    assert err[1] == f"error: {lr / 'cut.jpg'}: truncated JPEG (the file ends before its image data does)"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "test_perform_static.txt"]
 
 
 def test_python_sidecar_check_cli(tiny_mindir, tmp_path):

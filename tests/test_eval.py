@@ -205,6 +205,60 @@ def test_unwritable_output_folder(tmp_path):
     assert code == 2 and f"{blocker / 'out'}: the output folder is not writable" in errors(err)[-1], err
 
 
+def test_truncated_6000x4000_jpeg_is_named_and_skipped(tmp_path):
+    inputs = tmp_path / "in"
+    photo = cv2.resize(skdata.astronaut(), (6000, 4000), interpolation=cv2.INTER_LINEAR)
+    ok, jpeg = cv2.imencode(".jpg", photo)
+    inputs.mkdir()
+    (inputs / "big.jpg").write_bytes(jpeg.tobytes()[:jpeg.size * 2 // 3])
+    write_rgb(inputs / "small.png", skdata.coffee()[:40, :30])
+    out = tmp_path / "out"
+    code, _, err = run(*TINY_ARGS, "--task", "sr_x2", "--input", inputs, "--output", out)
+    assert code == 2, err
+    lines = errors(err)
+    assert f"{inputs / 'big.jpg'}: truncated JPEG (the file ends before its image data does) (skipped)" in lines[0]
+    assert lines[-1].endswith("1 image(s) failed and were skipped (errors above): big.jpg")
+    assert [p.name for p in out.iterdir()] == ["small.png"]
+
+
+def test_output_beyond_available_memory_is_named_before_any_tile(tmp_path, monkeypatch, caplog):
+    """In-process, with MemAvailable read from a stand-in for /proc/meminfo (the real file is read in the next
+    test): the image whose output does not fit is named with the estimate, no tile of it runs, the others are
+    restored."""
+    import eval as eval_py
+    from src import inference
+    from src.checkpoint.loader import load_model
+    from src.inference import Restorer
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:          100000 kB\nMemAvailable:     50000 kB\n")
+    monkeypatch.setattr(inference, "MEMINFO", str(meminfo))
+    assert inference.memory_available() == 50000 * 1024
+    inputs = tmp_path / "in"
+    write_rgb(inputs / "big.png", np.full((2000, 3000, 3), 128, np.uint8))
+    write_rgb(inputs / "small.png", skdata.coffee()[:40, :30])
+    ipt, _ = load_model(PRETRAIN, "sr_x2", 3)
+    restorer = Restorer(ipt, "sr_x2", tile_batch=3)
+    need = restorer.memory_needed(2000, 3000)
+    assert 6000 * 4000 * 3 < need < 6000 * 4000 * 3 + 2**26            # the uint8 output and the tiler's band
+    cfg = type("Cfg", (), {"input": str(inputs), "save_npy": True})
+    with caplog.at_level("ERROR", logger="ipt"):
+        failed = eval_py.restore_images(cfg, restorer, tmp_path / "out")
+    assert failed == ["big.png"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{inputs / 'big.png'}: not enough memory to restore it: its 6000x4000 output needs about "
+        f"{need / 2**30:.2f} GB more, and 0.05 GB is available (MemAvailable) (skipped)"]
+    assert restorer.tiles_run == restorer.tiles_per_image(40, 30)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.npy", "small.png"]
+
+
+def test_memory_available_reads_proc_meminfo(tmp_path, monkeypatch):
+    from src import inference
+    total = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) * 1024
+    assert 0 < inference.memory_available() <= total
+    monkeypatch.setattr(inference, "MEMINFO", str(tmp_path / "missing"))
+    assert inference.memory_available() is None
+
+
 # --- benchmark folders in-process (real files, no network) ---------------------------------------------------------
 
 def test_sr_hr_only_gets_matlab_bicubic_lr(tmp_path):

@@ -1,4 +1,5 @@
-"""Image reading/writing on real photos written to disk, and atomic_write."""
+"""Image reading/writing on real photos written to disk (truncated JPEGs, the streamed output image), and
+atomic_write / atomic_path."""
 import logging
 
 import cv2
@@ -6,10 +7,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from src.data.image_io import (IMAGE_EXTENSIONS, list_images, read_rgb, save_npy, to_float, to_uint8, to_uint16,
-                               write_png)
+from src.data.image_io import (IMAGE_EXTENSIONS, OutputImage, list_images, read_rgb, save_npy, to_float, to_uint8,
+                               to_uint16, write_png)
 from src.errors import ImageError
-from src.fileio import atomic_write
+from src.fileio import atomic_path, atomic_write
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +196,82 @@ def test_atomic_write_replaces_and_uses_dot_tmp_name(tmp_path):
     assert len(names) == 1 and names[0].startswith(".result.bin.tmp")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["result.bin"]
+
+
+# --- truncated JPEGs (OpenCV decodes them with the missing part gray) --------------------------------------------
+
+def _jpeg(img, *params):
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def _with_exif_thumbnail(jpeg, thumbnail):
+    """``jpeg`` with an APP1 segment holding a whole small JPEG (its own end-of-image marker) after SOI."""
+    body = b"Exif\0\0" + thumbnail
+    return jpeg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]
+
+
+@pytest.mark.parametrize("kind", ["baseline", "progressive", "restart markers", "exif thumbnail"])
+def test_truncated_jpeg_is_an_error(tmp_path, astronaut, kind):
+    params = {"baseline": (), "progressive": (cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+              "restart markers": (cv2.IMWRITE_JPEG_RST_INTERVAL, 4), "exif thumbnail": ()}[kind]
+    whole = _jpeg(astronaut, *params)
+    if kind == "exif thumbnail":
+        whole = _with_exif_thumbnail(whole, _jpeg(astronaut[::16, ::16].copy()))
+    path = tmp_path / "photo.jpg"
+    for tail in (b"", b"\0\0 trailing bytes after the end-of-image marker"):
+        path.write_bytes(whole + tail)
+        assert read_rgb(path).shape == astronaut.shape
+    for cut in (len(whole) // 3, len(whole) // 2, len(whole) - 2):
+        path.write_bytes(whole[:cut])
+        if kind != "progressive":   # the decoder alone accepts it, gray below the cut: what the check is for
+            assert cv2.imdecode(np.frombuffer(whole[:cut], np.uint8), cv2.IMREAD_COLOR) is not None
+        with pytest.raises(ImageError) as info:
+            read_rgb(path)
+        assert str(info.value) == f"{path}: truncated JPEG (the file ends before its image data does)"
+
+
+# --- the streamed output image ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_output_image_equals_the_whole_array_writers(tmp_path, dtype):
+    rows = np.random.default_rng(0).uniform(-20, 280, (37, 29, 3)).astype(np.float32)
+    rows[0, :4, 0] = [0.5, 1.5, 254.5, 255.5]
+    with OutputImage(37, 29, dtype, tmp_path / "a.npy") as out:
+        for y in range(0, 37, 10):
+            out(y, rows[y:y + 10])
+        out.write_png(tmp_path / "a.png")
+        assert not (tmp_path / "a.npy").exists()            # only once every row came and the block ended
+    save_npy(tmp_path / "ref.npy", rows)
+    write_png(tmp_path / "ref.png", (to_uint8 if dtype == np.uint8 else to_uint16)(rows))
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "ref.png").read_bytes()
+    np.testing.assert_array_equal(out.rgb, read_rgb(tmp_path / "ref.png", allow_16bit=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "a.png", "ref.npy", "ref.png"]
+
+
+def test_output_image_incomplete_or_out_of_order_writes_nothing(tmp_path):
+    rows = np.zeros((10, 5, 3), np.float32)
+    with pytest.raises(ValueError, match="only 4 of 10 rows restored"):
+        with OutputImage(10, 5, np.uint8, tmp_path / "a.npy") as out:
+            out(0, rows[:4])
+    with pytest.raises(ValueError, match="rows 6..9 of shape"):
+        with OutputImage(10, 5, np.uint8, tmp_path / "a.npy") as out:
+            out(6, rows[6:])
+    with pytest.raises(ValueError, match="only 0 of 10 rows restored"):
+        OutputImage(10, 5).write_png(tmp_path / "a.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_for_writers_by_name(tmp_path):
+    target = tmp_path / "sub" / "out.png"
+    with atomic_path(target, ".png") as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".out.png.tmp") and tmp.suffix == ".png"
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and [p.name for p in target.parent.iterdir()] == ["out.png"]
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"new" and [p.name for p in target.parent.iterdir()] == ["out.png"]

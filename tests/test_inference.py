@@ -64,3 +64,17 @@ def test_denoise_task_and_self_ensemble(tiny):
                 views.append(y[:, ::-1] if fv else y)
     assert np.abs(ours - np.mean(views, axis=0)).max() < 1e-3
     assert restorer.compiles == 1 and restorer.tiles_run == 8 * len(make_plan(30, 52, 1).tiles)
+    # bit for bit the whole-image sum it replaced: each view restored, transformed back, added in float64
+    plain = Restorer(ipt, "denoise_30", tile_batch=4)
+    total = None
+    for t in (False, True):
+        for fh in (False, True):
+            for fv in (False, True):
+                x = image[:, ::-1] if fv else image
+                x = x[::-1] if fh else x
+                y = plain.restore(np.ascontiguousarray(x.transpose(1, 0, 2) if t else x))
+                y = y.transpose(1, 0, 2) if t else y
+                y = y[::-1] if fh else y
+                y = y[:, ::-1] if fv else y
+                total = y.astype(np.float64) if total is None else total + y
+    np.testing.assert_array_equal(ours.view(np.uint32), (total / 8).astype(np.float32).view(np.uint32))

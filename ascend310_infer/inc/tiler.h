@@ -41,8 +41,23 @@ Image pad_to_patch(const Image &image, int patch_size);
 // run_batch(in, out): in = (tile_batch, 3, P, P) float32, out = (tile_batch, 3, P*s, P*s) float32 to fill.
 using RunBatch = std::function<void(const std::vector<float> &in, std::vector<float> *out)>;
 using Progress = std::function<void(size_t done, size_t total)>;
+// write_rows(y, rows, n, width): float32 output rows y..y+n-1 of the (H*s, W*s, 3) result, n * width * 3 values,
+// row-major RGB; called top to bottom, each row once, as soon as no later tile touches it.
+using WriteRows = std::function<void(int y, const float *rows, int n, int width)>;
 
-// float32 (H, W, 3) on 0..255 -> float32 (H*s, W*s, 3), src/tiler.py restore().
+// src/tiler.py band_schedule: done[k] = padded output rows final after tiles 0..k are stitched; band_rows = the most
+// rows held between the first unfinished row and the lowest row touched so far. std::logic_error if rows are uncovered.
+struct BandSchedule {
+  std::vector<int> done;
+  int band_rows = 0;
+};
+BandSchedule band_schedule(const TilePlan &plan);
+
+// float32 (H, W, 3) on 0..255, streamed: src/tiler.py restore_rows(). Only the band of open rows is kept (float32
+// sums and weight sums); every value gets the same float32 operations in the same order as whole-image sums.
+void restore_rows(const Image &image, const RunBatch &run_batch, const WriteRows &write_rows, int scale,
+                  int patch_size, int tile_batch, const std::string &mode, const Progress &progress = nullptr);
+// float32 (H, W, 3) on 0..255 -> float32 (H*s, W*s, 3): restore_rows collected into one image.
 Image restore(const Image &image, const RunBatch &run_batch, int scale, int patch_size, int tile_batch,
               const std::string &mode, const Progress &progress = nullptr);
 

@@ -141,25 +141,24 @@ RunSummary run_harness(const Flags &flags, InferBackend &backend, const Sidecar 
                            " values; its sidecar's output " + shape_string(side.outputs[0].shape) + " has " +
                            std::to_string(out_count));
       };
-      const Image sr = restore(lr, run, side.scale, side.tile_size, side.batch_size, mode);
-      const Rgb8 png = to_uint8(sr);
-      const std::string target = (fs::path(flags.output_path) / (fs::path(path).stem().string() + ".png")).string();
-      write_png(target, png);
-      if (flags.save_float) {
-        const fs::path raw = fs::path(flags.output_path) / (fs::path(path).stem().string() + ".bin");
-        std::ofstream f(raw, std::ios::binary);
-        f.write(reinterpret_cast<const char *>(sr.data.data()), static_cast<std::streamsize>(sr.data.size() * sizeof(float)));
-        if (!f) throw ImageError(raw.string() + ": write failed");
-      }
+      const fs::path stem = fs::path(flags.output_path) / fs::path(path).stem();
+      OutputImage sr(lr.height * side.scale, lr.width * side.scale,
+                     flags.save_float ? stem.string() + ".bin" : std::string());
+      restore_rows(
+          lr, run, [&](int y, const float *rows, int n, int width) { sr.write_rows(y, rows, n, width); }, side.scale,
+          side.tile_size, side.batch_size, mode);
+      const std::string target = stem.string() + ".png";
+      sr.write_png(target);
+      sr.finish();
       const double image_ms = ms_since(t0);
       summary.image_ms.push_back(image_ms);
       const size_t batches = summary.batch_ms.size() - first_batch;
       std::vector<double> mine(summary.batch_ms.begin() + static_cast<long>(first_batch), summary.batch_ms.end());
       log << std::fixed << std::setprecision(2) << fs::path(path).filename().string() << ": " << lr.width << "x"
-          << lr.height << " -> " << sr.width << "x" << sr.height << ", " << batches << " batch(es), predict "
+          << lr.height << " -> " << sr.width() << "x" << sr.height() << ", " << batches << " batch(es), predict "
           << mean(mine) << " ms per batch, " << image_ms << " ms per image";
       if (gt) {
-        const Scores s = score_against(png, *gt, side.scale);
+        const Scores s = score_against(sr.rgb(), *gt, side.scale);
         summary.scores.push_back(s);
         metrics_csv << fs::path(path).filename().string() << "," << fs::path(*gt).filename().string() << ","
                     << s.psnr_y << "," << s.psnr_rgb << "," << s.ssim_y << "\n";

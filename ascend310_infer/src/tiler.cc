@@ -186,18 +186,51 @@ Image pad_to_patch(const Image &image, int patch_size) {
   return out;
 }
 
-Image restore(const Image &image, const RunBatch &run_batch, int scale, int patch_size, int tile_batch,
-              const std::string &mode, const Progress &progress) {
+BandSchedule band_schedule(const TilePlan &plan) {
+  const int out_h = plan.padded_height * plan.scale;
+  const size_t n = plan.tiles.size();
+  std::vector<int> top(n, out_h), bottom(n, 0);
+  for (const Region &r : plan.regions) {
+    if (r.h > 0 && r.w > 0) {
+      top[r.tile] = std::min(top[r.tile], r.dst_y);
+      bottom[r.tile] = std::max(bottom[r.tile], r.dst_y + r.h);
+    }
+  }
+  BandSchedule s;
+  s.done.assign(n, 0);
+  int later = out_h;
+  for (size_t k = n; k-- > 0;) {
+    s.done[k] = later;
+    later = std::min(later, top[k]);
+  }
+  int first = 0, lowest = 0;
+  for (size_t k = 0; k < n; ++k) {
+    lowest = std::max(lowest, bottom[k]);
+    if (s.done[k] > lowest)
+      throw std::logic_error("tile plan leaves output rows " + std::to_string(lowest) + ".." +
+                             std::to_string(s.done[k] - 1) + " uncovered");
+    s.band_rows = std::max(s.band_rows, lowest - first);
+    first = s.done[k];
+  }
+  return s;
+}
+
+void restore_rows(const Image &image, const RunBatch &run_batch, const WriteRows &write_rows, int scale,
+                  int patch_size, int tile_batch, const std::string &mode, const Progress &progress) {
   if (image.height < 1 || image.width < 1 || image.data.size() != static_cast<size_t>(image.height) * image.width * 3)
     throw std::invalid_argument("restore needs an HxWx3 image");
   if (tile_batch < 1) throw std::invalid_argument("tile_batch must be >= 1, got " + std::to_string(tile_batch));
   const int h = image.height, w = image.width;
   const TilePlan plan = make_plan(h, w, scale, patch_size, mode);
+  const BandSchedule schedule = band_schedule(plan);
   const Image padded = pad_to_patch(image, patch_size);
   const int p = plan.patch_size, t_out = plan.tile_out();
-  const int out_h = plan.padded_height * scale, out_w = plan.padded_width * scale;
-  std::vector<float> acc(static_cast<size_t>(out_h) * out_w * 3, 0.0f);
-  std::vector<float> wsum(static_cast<size_t>(out_h) * out_w, 0.0f);
+  const int out_h = h * scale, out_w = w * scale, band_w = plan.padded_width * scale;
+  // acc row i is padded output row first + i; rows from lowest on are untouched (zero)
+  std::vector<float> acc(static_cast<size_t>(schedule.band_rows) * band_w * 3, 0.0f);
+  std::vector<float> wsum(static_cast<size_t>(schedule.band_rows) * band_w, 0.0f);
+  std::vector<float> rows;
+  int first = 0, lowest = 0;
   const std::vector<float> weight = plan.weight_2d();
   std::vector<std::vector<Region>> by_tile(plan.tiles.size());
   for (const Region &r : plan.regions) by_tile[r.tile].push_back(r);
@@ -223,11 +256,13 @@ Image restore(const Image &image, const RunBatch &run_batch, int scale, int patc
     for (size_t k = 0; k < chunk; ++k) {
       const float *tile = &out[k * tile_res];
       for (const Region &r : by_tile[start + k]) {
+        if (r.h <= 0 || r.w <= 0) continue;
+        lowest = std::max(lowest, r.dst_y + r.h);
         for (int i = 0; i < r.h; ++i) {
-          const int sy = r.src_y + i, dy = r.dst_y + i;
+          const int sy = r.src_y + i, by = r.dst_y + i - first;
           for (int j = 0; j < r.w; ++j) {
             const int sx = r.src_x + j, dx = r.dst_x + j;
-            const size_t o = static_cast<size_t>(dy) * out_w + dx;
+            const size_t o = static_cast<size_t>(by) * band_w + dx;
             const size_t s = static_cast<size_t>(sy) * t_out + sx;
             if (weight.empty()) {
               for (int c = 0; c < 3; ++c) acc[o * 3 + c] += tile[c * plane + s];
@@ -243,15 +278,42 @@ Image restore(const Image &image, const RunBatch &run_batch, int scale, int patc
           }
         }
       }
+      const int finished = schedule.done[start + k];
+      if (finished > first) {
+        const int n = finished - first;
+        if (first < out_h) {
+          const int m = std::min(finished, out_h) - first;
+          rows.resize(static_cast<size_t>(m) * out_w * 3);
+          for (int y = 0; y < m; ++y)
+            for (int x = 0; x < out_w; ++x) {
+              const size_t o = static_cast<size_t>(y) * band_w + x;
+              for (int c = 0; c < 3; ++c) rows[(static_cast<size_t>(y) * out_w + x) * 3 + c] = acc[o * 3 + c] / wsum[o];
+            }
+          write_rows(first, rows.data(), m, out_w);
+        }
+        const size_t row = static_cast<size_t>(band_w), kept = static_cast<size_t>(lowest - finished);
+        const size_t used = static_cast<size_t>(lowest - first);
+        std::copy(acc.begin() + n * row * 3, acc.begin() + (n + kept) * row * 3, acc.begin());
+        std::copy(wsum.begin() + n * row, wsum.begin() + (n + kept) * row, wsum.begin());
+        std::fill(acc.begin() + kept * row * 3, acc.begin() + used * row * 3, 0.0f);
+        std::fill(wsum.begin() + kept * row, wsum.begin() + used * row, 0.0f);
+        first = finished;
+      }
     }
     if (progress) progress(start + chunk, total);
   }
-  Image result(h * scale, w * scale);
-  for (int y = 0; y < result.height; ++y)
-    for (int x = 0; x < result.width; ++x) {
-      const size_t o = static_cast<size_t>(y) * out_w + x;
-      for (int c = 0; c < 3; ++c) result.at(y, x, c) = acc[o * 3 + c] / wsum[o];
-    }
+}
+
+Image restore(const Image &image, const RunBatch &run_batch, int scale, int patch_size, int tile_batch,
+              const std::string &mode, const Progress &progress) {
+  Image result;
+  restore_rows(
+      image, run_batch,
+      [&](int y, const float *rows, int n, int width) {
+        if (result.data.empty()) result = Image(image.height * scale, width);
+        std::copy_n(rows, static_cast<size_t>(n) * width * 3, &result.data[static_cast<size_t>(y) * width * 3]);
+      },
+      scale, patch_size, tile_batch, mode, progress);
   return result;
 }
 

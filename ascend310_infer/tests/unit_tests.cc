@@ -4,7 +4,9 @@
 // this test), not IPT: its correct output is known exactly, so every tiling, padding, batching or stitching error
 // shows. The real exported MindIR is run through the same harness code by tests/test_cpp_harness.py (recorded
 // outputs of the real tiny MindIR, replayed by ipt_infer_replay, byte-compared with the Python tiler's PNG).
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include <iostream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -204,6 +207,118 @@ void tiler_fixed_batches() {
   CHECK_THROWS(std::invalid_argument, restore(random_image(50, 50, 1), inner, 2, 48, 0, "fast"), "tile_batch must be >= 1");
 }
 
+// The reference: the stitcher before streaming, float32 sums over the whole padded output (kept here only).
+Image whole_image_restore(const Image &image, const RunBatch &run_batch, int scale, int patch_size, int tile_batch,
+                          const std::string &mode) {
+  const int h = image.height, w = image.width;
+  const TilePlan plan = make_plan(h, w, scale, patch_size, mode);
+  const Image padded = pad_to_patch(image, patch_size);
+  const int p = plan.patch_size, t_out = plan.tile_out();
+  const int out_h = plan.padded_height * scale, out_w = plan.padded_width * scale;
+  std::vector<float> acc(static_cast<size_t>(out_h) * out_w * 3, 0.0f), wsum(static_cast<size_t>(out_h) * out_w, 0.0f);
+  const std::vector<float> weight = plan.weight_2d();
+  std::vector<std::vector<Region>> by_tile(plan.tiles.size());
+  for (const Region &r : plan.regions) by_tile[r.tile].push_back(r);
+  const size_t tile_in = static_cast<size_t>(3) * p * p, tile_res = static_cast<size_t>(3) * t_out * t_out;
+  std::vector<float> batch(tile_in * tile_batch), out;
+  const size_t total = plan.tiles.size(), plane = static_cast<size_t>(t_out) * t_out;
+  for (size_t start = 0; start < total; start += tile_batch) {
+    const size_t chunk = std::min(total - start, static_cast<size_t>(tile_batch));
+    for (size_t k = 0; k < chunk; ++k)
+      for (int c = 0; c < 3; ++c)
+        for (int i = 0; i < p; ++i)
+          for (int j = 0; j < p; ++j)
+            batch[k * tile_in + (static_cast<size_t>(c) * p + i) * p + j] =
+                padded.at(plan.tiles[start + k].first + i, plan.tiles[start + k].second + j, c);
+    for (size_t k = chunk; k < static_cast<size_t>(tile_batch); ++k)
+      std::copy_n(&batch[(chunk - 1) * tile_in], tile_in, &batch[k * tile_in]);
+    run_batch(batch, &out);
+    for (size_t k = 0; k < chunk; ++k)
+      for (const Region &r : by_tile[start + k])
+        for (int i = 0; i < r.h; ++i)
+          for (int j = 0; j < r.w; ++j) {
+            const size_t o = static_cast<size_t>(r.dst_y + i) * out_w + r.dst_x + j;
+            const size_t s = static_cast<size_t>(r.src_y + i) * t_out + r.src_x + j;
+            const float wv = weight.empty() ? 1.0f : weight[s];
+            for (int c = 0; c < 3; ++c) {
+              const float v = out[k * tile_res + c * plane + s];
+              if (weight.empty()) {
+                acc[o * 3 + c] += v;
+              } else {
+                const float product = v * wv;
+                acc[o * 3 + c] += product;
+              }
+            }
+            wsum[o] += wv;
+          }
+  }
+  Image result(h * scale, w * scale);
+  for (int y = 0; y < result.height; ++y)
+    for (int x = 0; x < result.width; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const size_t o = static_cast<size_t>(y) * out_w + x;
+        result.at(y, x, c) = acc[o * 3 + c] / wsum[o];
+      }
+  return result;
+}
+
+// Stand-in whose tile outputs are random and far apart in magnitude (1e-6 .. 1e3 per tile and channel): any change
+// in the order of the float32 additions shows in the last bits. The same sequence for each fresh instance.
+RunBatch noisy(int scale, int patch, int batch, unsigned seed) {
+  auto gen = std::make_shared<std::mt19937>(seed);
+  return [=](const std::vector<float> &in, std::vector<float> *out) {
+    nearest(scale, patch, batch)(in, out);
+    std::normal_distribution<float> noise(0.0f, 1.0f);
+    std::uniform_int_distribution<int> power(-2, 1);
+    const size_t plane = static_cast<size_t>(patch) * scale * patch * scale;
+    for (size_t i = 0; i < out->size(); i += plane) {
+      const float f = std::pow(1e3f, static_cast<float>(power(*gen)));
+      for (size_t j = i; j < i + plane; ++j) (*out)[j] += noise(*gen) * f;
+    }
+  };
+}
+
+void tiler_streaming() {
+  const std::pair<int, int> sizes[] = {{48, 48}, {57, 86}, {100, 61}, {49, 47}, {1, 1}, {1, 70}, {5, 130},
+                                       {20, 3}, {61, 60}, {130, 49}, {47, 49}, {61, 130}, {96, 97}};
+  for (const std::string mode : {"fast", "paper"}) {
+    for (int scale = 1; scale <= 4; ++scale) {
+      for (const auto &hw : sizes) {
+        const Image img = random_image(hw.first, hw.second, scale * 7 + hw.second);
+        const int batch = 1 + (hw.first + scale) % 8;
+        const Image ref = whole_image_restore(img, noisy(scale, 48, batch, hw.first), scale, 48, batch, mode);
+        std::vector<float> got;
+        int next = 0;
+        restore_rows(
+            img, noisy(scale, 48, batch, hw.first),
+            [&](int y, const float *rows, int n, int width) {
+              CHECK(y == next && width == ref.width && n > 0);
+              next = y + n;
+              got.insert(got.end(), rows, rows + static_cast<size_t>(n) * width * 3);
+            },
+            scale, 48, batch, mode);
+        if (got.size() != ref.data.size() || std::memcmp(got.data(), ref.data.data(), got.size() * sizeof(float)) != 0) {
+          std::cerr << mode << " x" << scale << " " << hw.first << "x" << hw.second << ": not bit-identical\n";
+          ++failures;
+        }
+      }
+    }
+  }
+  // the band is one tile's output at most, and rows leave before the last tile runs
+  for (const std::string mode : {"fast", "paper"}) {
+    const TilePlan plan = make_plan(300, 100, 2, 48, mode);
+    const BandSchedule s = band_schedule(plan);
+    CHECK(s.band_rows <= plan.tile_out() && s.done.back() == 600 && s.done.front() == 0);
+    CHECK(std::is_sorted(s.done.begin(), s.done.end()));
+    int calls = 0, first_rows_at = -1;
+    const auto inner = nearest(2, 48, 1);
+    restore_rows(
+        random_image(300, 100, 1), [&](const std::vector<float> &in, std::vector<float> *out) { ++calls; inner(in, out); },
+        [&](int, const float *, int, int) { if (first_rows_at < 0) first_rows_at = calls; }, 2, 48, 1, mode);
+    CHECK(first_rows_at > 0 && first_rows_at < static_cast<int>(plan.tiles.size()) / 2);
+  }
+}
+
 void quantise() {
   Image img(1, 3);
   img.data = {0.5f, 1.5f, 2.5f, -3.0f, 254.5f, 300.0f, 127.49f, 127.5f, 128.5f};
@@ -244,6 +359,56 @@ void image_io() {
   CHECK_THROWS(ImageError, list_images((tmp / "empty").string()), "no image files in this directory");
   const auto listed = list_images(tmp.string());
   CHECK(listed.size() == 4 && fs::path(listed[0]).filename() == "broken.png");  // sorted; decoding comes later
+}
+
+void output_image() {
+  // the streamed 8-bit image and float32 file equal the whole-image writers
+  const Image img = random_image(23, 17, 5);
+  std::vector<float> rows(img.data);
+  rows[0] = 0.5f, rows[1] = 254.5f, rows[2] = -7.0f, rows[3] = 300.0f;
+  {
+    OutputImage out(23, 17, (tmp / "a.bin").string());
+    out.write_rows(0, rows.data(), 10, 17);
+    out.write_rows(10, rows.data() + 10 * 17 * 3, 13, 17);
+    out.write_png((tmp / "a.png").string());
+    CHECK(!fs::exists(tmp / "a.bin"));
+    out.finish();
+    Image whole(23, 17);
+    whole.data = rows;
+    CHECK(out.rgb().data == to_uint8(whole).data);
+    write_png((tmp / "ref.png").string(), to_uint8(whole));
+  }
+  std::ifstream a(tmp / "a.png", std::ios::binary), b(tmp / "ref.png", std::ios::binary);
+  CHECK(std::string(std::istreambuf_iterator<char>(a), {}) == std::string(std::istreambuf_iterator<char>(b), {}));
+  std::ifstream f(tmp / "a.bin", std::ios::binary);
+  std::vector<float> back(rows.size());
+  f.read(reinterpret_cast<char *>(back.data()), static_cast<std::streamsize>(back.size() * sizeof(float)));
+  CHECK(f && f.peek() == EOF && std::memcmp(back.data(), rows.data(), rows.size() * sizeof(float)) == 0);
+  // incomplete or out of order: errors, and no float file left behind
+  {
+    OutputImage out(23, 17, (tmp / "b.bin").string());
+    out.write_rows(0, rows.data(), 5, 17);
+    CHECK_THROWS(std::logic_error, out.write_rows(6, rows.data(), 5, 17), "rows 6..10 of width 17 do not continue");
+    CHECK_THROWS(std::logic_error, out.write_png((tmp / "b.png").string()), "only 5 of 23 rows restored");
+    CHECK_THROWS(std::logic_error, out.finish(), "only 5 of 23 rows restored");
+  }
+  CHECK(!fs::exists(tmp / "b.bin") && !fs::exists(tmp / "b.png"));
+  CHECK(std::distance(fs::directory_iterator(tmp), fs::directory_iterator()) == 3);  // a.png, a.bin, ref.png
+  // truncated JPEGs (OpenCV alone returns them with the missing part gray)
+  cv::Mat photo(120, 160, CV_8UC3);
+  cv::randu(photo, 0, 255);
+  std::vector<uchar> jpeg;
+  CHECK(cv::imencode(".jpg", photo, jpeg));
+  CHECK(!jpeg_is_truncated(jpeg));
+  std::vector<uchar> longer(jpeg);
+  longer.insert(longer.end(), {0, 0, 'x'});
+  CHECK(!jpeg_is_truncated(longer));
+  const std::vector<uchar> cut(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() / 2));
+  CHECK(jpeg_is_truncated(cut) && !cv::imdecode(cut, cv::IMREAD_COLOR).empty());
+  std::ofstream((tmp / "cut.jpg").string(), std::ios::binary).write(reinterpret_cast<const char *>(cut.data()),
+                                                                    static_cast<std::streamsize>(cut.size()));
+  CHECK_THROWS(ImageError, read_image((tmp / "cut.jpg").string()),
+               "cut.jpg: truncated JPEG (the file ends before its image data does)");
 }
 
 void metrics() {
@@ -480,8 +645,9 @@ void harness_bad_input() {
 int main(int argc, char **argv) {
   const std::map<std::string, void (*)()> cases = {
       {"tiler_plans", tiler_plans}, {"tiler_padding", tiler_padding}, {"tiler_pointwise_stand_in", tiler_pointwise_stand_in},
-      {"tiler_fixed_batches", tiler_fixed_batches}, {"quantise", quantise}, {"image_io", image_io}, {"metrics", metrics},
-      {"sidecar", sidecar}, {"precision_mode", precision_mode}, {"flags", flags}, {"harness_stand_in", harness_stand_in},
+      {"tiler_fixed_batches", tiler_fixed_batches}, {"tiler_streaming", tiler_streaming}, {"quantise", quantise},
+      {"output_image", output_image}, {"image_io", image_io}, {"metrics", metrics}, {"sidecar", sidecar},
+      {"precision_mode", precision_mode}, {"flags", flags}, {"harness_stand_in", harness_stand_in},
       {"harness_bad_input", harness_bad_input}};
   if (argc != 3 || !cases.count(argv[1])) {
     std::cerr << "usage: ipt_unit_tests CASE TMPDIR; cases:";

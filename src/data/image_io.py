@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from src.errors import ImageError
-from src.fileio import atomic_write
+from src.fileio import atomic_path, atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -49,18 +49,21 @@ def read_rgb(path, allow_16bit=False, warn=True) -> np.ndarray:
 
     Grayscale is expanded to RGB and an alpha channel is dropped (each with a warning on the ``ipt`` logger unless
     ``warn`` is false, as for training's thousands of images); unreadable, corrupt, empty and floating-point images
-    are ImageErrors, and so are 16-bit images unless ``allow_16bit`` (restoration takes them at full precision;
+    are ImageErrors (a truncated JPEG too, which OpenCV would fill with gray), and so are 16-bit images unless
+    ``allow_16bit`` (restoration takes them at full precision;
     training and benchmark scoring are 8-bit). EXIF orientation is not applied.
     """
     path = Path(path)
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file or directory") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    if raw.startswith(b"\xff\xd8") and jpeg_is_truncated(raw):
+        raise ImageError(f"{path}: truncated JPEG (the file ends before its image data does)")
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED) if raw else None
     except cv2.error:
         img = None
     if img is None:
@@ -88,17 +91,127 @@ def read_rgb(path, allow_16bit=False, warn=True) -> np.ndarray:
     raise ImageError(f"{path}: unsupported number of channels ({channels})")
 
 
+def jpeg_is_truncated(data: bytes) -> bool:
+    """Whether the JPEG file ``data`` (it starts with SOI) ends before its end-of-image marker: walks the marker
+    segments and the entropy-coded data of each scan (where 0xFF is followed by 0x00 or a restart marker).
+
+    OpenCV's decoder returns such a file with the missing part gray and only a warning on stderr. Data after the
+    end-of-image marker is allowed; a file whose structure is broken before that is left to the decoder (False).
+    """
+    n, i = len(data), 2
+    while True:
+        if i + 1 >= n:
+            return True
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:                        # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:                        # end of image
+            return False
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:   # no length field
+            i += 2
+            continue
+        if i + 4 > n:
+            return True
+        i += 2 + ((data[i + 2] << 8) | data[i + 3])
+        if marker != 0xDA:                        # not a start of scan
+            continue
+        while True:                               # entropy-coded data up to the next marker
+            j = data.find(b"\xff", i)
+            if j < 0 or j + 1 >= n:
+                return True
+            follow = data[j + 1]
+            if follow == 0x00 or 0xD0 <= follow <= 0xD7:
+                i = j + 2
+            elif follow == 0xFF:
+                i = j + 1
+            else:
+                i = j
+                break
+
+
 def write_png(path, rgb: np.ndarray) -> None:
     """Write an HxWx3 uint8 or uint16 RGB array to ``path`` as an 8- or 16-bit PNG, atomically (parents created)."""
     if not isinstance(rgb, np.ndarray) or rgb.dtype not in (np.uint8, np.uint16) or rgb.ndim != 3 \
             or rgb.shape[2] != 3 or rgb.size == 0:
         raise ValueError(f"write_png needs a non-empty HxWx3 uint8 or uint16 array, got "
                          f"{getattr(rgb, 'dtype', type(rgb).__name__)} {getattr(rgb, 'shape', '')}")
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ImageError(f"{path}: PNG encoding failed")
-    with atomic_write(path) as f:
-        f.write(buf.tobytes())
+    _write_bgr_png(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _write_bgr_png(path, bgr):
+    """OpenCV's PNG writer streams the rows of ``bgr`` to a temporary file (no encoded copy in memory), which then
+    replaces ``path``."""
+    with atomic_path(path, ".png") as tmp:
+        try:
+            ok = cv2.imwrite(str(tmp), bgr)
+        except cv2.error:
+            ok = False
+        if not ok:
+            raise ImageError(f"{path}: PNG encoding or writing failed")
+
+
+class OutputImage:
+    """A restored image filled by row blocks, as the tiler finishes them (a ``write_rows``), then written as PNG.
+
+    ``output(y, rows)`` takes float32 rows on 0..255 in order; they are rounded and clipped at once into the uint8 or
+    uint16 image (``to_uint8`` / ``to_uint16``), kept in BGR order for the PNG writer. With ``npy_path`` the float32
+    rows are also appended to that ``.npy`` file (the same bytes as ``save_npy`` of the whole array), written
+    atomically: it appears when the ``with`` block ends after every row came, and not at all otherwise. Only the
+    integer image is held.
+    """
+
+    def __init__(self, height, width, dtype=np.uint8, npy_path=None):
+        if np.dtype(dtype) not in (np.uint8, np.uint16):
+            raise ValueError(f"OutputImage is uint8 or uint16, got {np.dtype(dtype)}")
+        self.height, self.width, self.npy_path = height, width, npy_path
+        self.bgr = np.empty((height, width, 3), dtype)
+        self.rows_done = 0
+        self._quantise = to_uint8 if np.dtype(dtype) == np.uint8 else to_uint16
+        self._npy_writer = self._npy = None
+
+    def __enter__(self):
+        if self.npy_path is not None:
+            self._npy_writer = atomic_write(self.npy_path)
+            self._npy = self._npy_writer.__enter__()
+            np.lib.format.write_array_header_1_0(self._npy, {"descr": np.lib.format.dtype_to_descr(
+                np.dtype(np.float32)), "fortran_order": False, "shape": (self.height, self.width, 3)})
+        return self
+
+    def __call__(self, y, rows):
+        rows = np.ascontiguousarray(rows, np.float32)
+        if y != self.rows_done or rows.shape[1:] != (self.width, 3) or y + len(rows) > self.height:
+            raise ValueError(f"rows {y}..{y + len(rows) - 1} of shape {rows.shape[1:]} do not continue a "
+                             f"{self.height}x{self.width} image after row {self.rows_done}")
+        self.bgr[y:y + len(rows)] = self._quantise(rows)[..., ::-1]
+        if self._npy is not None:
+            self._npy.write(rows)
+        self.rows_done = y + len(rows)
+
+    @property
+    def rgb(self):
+        """The integer image in RGB order (a view)."""
+        return self.bgr[..., ::-1]
+
+    def write_png(self, path):
+        if self.rows_done != self.height:
+            raise ValueError(f"{path}: only {self.rows_done} of {self.height} rows restored")
+        _write_bgr_png(path, self.bgr)
+
+    def __exit__(self, kind, exc, tb):
+        if self._npy_writer is None:
+            return False
+        writer, self._npy_writer, self._npy = self._npy_writer, None, None
+        if kind is None and self.rows_done != self.height:
+            try:
+                raise ValueError(f"{self.npy_path}: only {self.rows_done} of {self.height} rows restored")
+            except ValueError as missing:
+                writer.__exit__(ValueError, missing, missing.__traceback__)   # the temporary file is removed
+                raise
+        writer.__exit__(kind, exc, tb)
+        return False
 
 
 def save_npy(path, array) -> None:
