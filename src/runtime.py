@@ -5,7 +5,7 @@ Every entry point (eval, train, export, convert, the benchmarks, the test suite)
 kernel runs.
 
 The CPU kernel choice: on CPUs with AVX-512, MindSpore 2.10's oneDNN (v3.10) runs plain-layout (NCHW) convolutions
-with ``jit_uni_ncsp:conv+ref:any``, a reference kernel at about 1 GFLOP/s, i.e. 100x slower than its GEMM-based
+with ``jit_uni_ncsp:conv+ref:any``, a reference kernel many times slower than its GEMM-based
 convolution. Capping oneDNN's instruction set at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) makes it pick
 ``x64:gemm:jit`` again, while MatMul keeps its speed (``gemm:jit:f32`` instead of ``brg_matmul:avx512_core``;
 measured in benchmarks/README.md). oneDNN reads the variable when it first dispatches a kernel, not when MindSpore
