@@ -260,7 +260,8 @@ def worker_forward(args):
 
 def worker_torch(args):
     """The same network in PyTorch, written like the official code (``scripts/make_torch_fixtures.py`` modules:
-    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, on all the cores the process may use: the reference."""
+    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, on all the cores the process may use: the
+    reference."""
     import numpy as np
     import torch
 

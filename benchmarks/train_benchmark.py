@@ -87,7 +87,6 @@ def worker_mindspore(args):
 
 
 def worker_torch(args):
-    import numpy as np
     import torch
 
     torch_ipt = forward_benchmark.load_module("torch_ipt", "scripts/make_torch_fixtures.py")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from src import __version__
 from src.errors import CheckpointError, ConfigError
 from src.fileio import atomic_write
 from src.tiler import make_plan

@@ -22,7 +22,8 @@ TINY_FLAGS = [x for k, v in TINY.items() for x in (f"--model.{k}", str(v))]
 @pytest.fixture(scope="module")
 def crops(tmp_path_factory):
     d = tmp_path_factory.mktemp("crops")
-    for name, rgb in (("astronaut", skdata.astronaut()[80:176, 180:276]), ("chelsea", skdata.chelsea()[100:196, 150:246])):
+    for name, rgb in (("astronaut", skdata.astronaut()[80:176, 180:276]),
+                      ("chelsea", skdata.chelsea()[100:196, 150:246])):
         assert cv2.imwrite(str(d / f"{name}.png"), np.ascontiguousarray(rgb[..., ::-1]))
     return d
 

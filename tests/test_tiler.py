@@ -179,7 +179,8 @@ def official_forward_chop(x, model, scale, patch=48, batchsize=64):
     y[..., :k, :] = y_h_top
     y[..., :, :k] = y_w_top
     y[..., c:(h - h_cut) * scale - c, c:(w - w_cut) * scale - c] = averaged(
-        y_un, ((h - h_cut - shave) * scale, (w - w_cut - shave) * scale), ks, (Ellipsis, slice(c, k - c), slice(c, k - c)))
+        y_un, ((h - h_cut - shave) * scale, (w - w_cut - shave) * scale), ks,
+        (Ellipsis, slice(c, k - c), slice(c, k - c)))
     a_h, b_h = int((padsize - h_cut) / 2 * scale), int((padsize - h_cut) / 2 * scale + 0.5)
     a_w, b_w = int((padsize - w_cut) / 2 * scale), int((padsize - w_cut) / 2 * scale + 0.5)
     y = torch.cat([y[..., :y.size(2) - a_h, :], y_h_cut[..., b_h:, :]], dim=2)
@@ -260,7 +261,8 @@ from src.tiler import restore
 image = np.random.default_rng(0).integers(0, 256, (4000, 6000, 3), dtype=np.uint8)
 out = restore(image.astype(np.float32), lambda b: b.repeat(2, axis=2).repeat(2, axis=3), 2, tile_batch=8)
 assert out.shape == (8000, 12000, 3)
-assert np.array_equal(np.clip(np.rint(out[::997, ::1009]), 0, 255).astype(np.uint8), image.repeat(2, 0).repeat(2, 1)[::997, ::1009])
+expected = image.repeat(2, 0).repeat(2, 1)[::997, ::1009]
+assert np.array_equal(np.clip(np.rint(out[::997, ::1009]), 0, 255).astype(np.uint8), expected)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

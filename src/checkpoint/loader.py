@@ -133,7 +133,8 @@ def assign_strict(net, params, path):
     for name, p in own.items():
         value = np.asarray(params[name])
         if value.shape != tuple(p.shape):
-            raise CheckpointError(f"{path}: parameter {name} has shape {value.shape}, the model expects {tuple(p.shape)}")
+            raise CheckpointError(f"{path}: parameter {name} has shape {value.shape}, "
+                                  f"the model expects {tuple(p.shape)}")
         p.set_data(ms.Tensor(np.array(value, dtype=np.float32)))  # an owned, writable copy
 
 

@@ -307,8 +307,8 @@ def head_rows(num_tokens, num_heads, part, parts):
     MindSpore 2.10 graph mode on CPU both the fastest way and the only one that frees its memory (see
     ``CpuMultiheadAttention``). Values are copied, never changed.
     """
-    l, h = np.meshgrid(np.arange(num_tokens), np.arange(num_heads))  # (H, L) grids
-    return ((l * parts + part) * num_heads + h).reshape(-1).astype(np.int32)
+    token, head = np.meshgrid(np.arange(num_tokens), np.arange(num_heads))  # (H, L) grids
+    return ((token * parts + part) * num_heads + head).reshape(-1).astype(np.int32)
 
 
 class CpuSupConLoss(SupConLoss):
