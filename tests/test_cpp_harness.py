@@ -25,7 +25,7 @@ from skimage import data as skdata
 
 from src import metrics
 from src.data.image_io import read_rgb, to_uint8, write_png
-from src.exported import load_exported, write_sidecar
+from src.exported import load_exported, record_batches, write_sidecar
 from src.tiler import make_plan, restore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,20 +88,6 @@ def tiny_mindir(tmp_path_factory):
     return target
 
 
-def recording(run_batch, folder):
-    """``run_batch`` that also writes each input and output batch as raw float32 (in_NNNNN.bin, out_NNNNN.bin)."""
-    folder.mkdir(parents=True)
-    calls = []
-
-    def record(batch):
-        out = np.ascontiguousarray(run_batch(batch), dtype=np.float32)
-        np.ascontiguousarray(batch, dtype=np.float32).tofile(folder / f"in_{len(calls):05d}.bin")
-        out.tofile(folder / f"out_{len(calls):05d}.bin")
-        calls.append(1)
-        return out
-    return record, calls
-
-
 @pytest.mark.parametrize("mode, size", [("fast", (61, 53)), ("paper", (61, 53)), ("fast", (30, 97)),
                                         ("paper", (100, 49))])
 def test_cpp_stitching_of_real_mindir_outputs_is_byte_identical(tools, tiny_mindir, tmp_path, mode, size):
@@ -110,7 +96,7 @@ def test_cpp_stitching_of_real_mindir_outputs_is_byte_identical(tools, tiny_mind
     lr = tmp_path / "lr"
     write_png(lr / "astronaut.png", photo)
     run_batch, info = load_exported(tiny_mindir)
-    record, calls = recording(run_batch, tmp_path / "tiles")
+    record, calls = record_batches(run_batch, tmp_path / "tiles")
     image = read_rgb(lr / "astronaut.png").astype(np.float32)
     out = restore(image, record, info["scale"], info["tile_size"], info["batch_size"], mode)
     write_png(tmp_path / "py" / "astronaut.png", to_uint8(out))
@@ -125,6 +111,39 @@ def test_cpp_stitching_of_real_mindir_outputs_is_byte_identical(tools, tiny_mind
     py_png = (tmp_path / "py" / "astronaut.png").read_bytes()
     np.testing.assert_array_equal(read_rgb(tmp_path / "cpp" / "astronaut.png"), to_uint8(out))
     assert cpp_png == py_png
+
+
+def test_documented_recording_is_what_the_replay_tool_reads(tools, tiny_mindir, tmp_path):
+    """docs/export.md's way to record tiles for ipt_infer_replay: ``python -m src.exported restore ... --record_tiles
+    DIR``; the replay of that recording writes the PNG the Python command wrote, byte for byte."""
+    write_png(tmp_path / "lr" / "coffee.png", skdata.coffee()[200:259, 300:371])
+    py = subprocess.run([sys.executable, "-m", "src.exported", "restore", str(tiny_mindir), "--input",
+                         str(tmp_path / "lr" / "coffee.png"), "--output", str(tmp_path / "py" / "coffee.png"),
+                         "--record_tiles", str(tmp_path / "tiles")], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+    assert py.returncode == 0, py.stderr
+    code, stdout, err = run(tools["ipt_infer_replay"], "--mindir_path", tiny_mindir, "--input_path",
+                            tmp_path / "lr" / "coffee.png", "--output_path", tmp_path / "cpp", "--tiles_dir",
+                            tmp_path / "tiles", "--device_type", "CPU")
+    assert code == 0, err + stdout
+    assert (tmp_path / "cpp" / "coffee.png").read_bytes() == (tmp_path / "py" / "coffee.png").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "src.exported", "restore", str(tiny_mindir), "--input",
+                            str(tmp_path / "lr" / "coffee.png"), "--output", str(tmp_path / "py2.png"),
+                            "--record_tiles", str(tmp_path / "tiles")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 2 and again.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'tiles'}: holds recorded batches already (in_*.bin); give a new or empty folder")
+
+
+@pytest.mark.parametrize("tool, first_line", [
+    ("ipt_tile_plan", "usage: ipt_tile_plan --height H --width W --scale S"),
+    ("ipt_score", "usage: ipt_score --sr_path DIR --gt_path DIR --scale 1..4"),
+    ("ipt_infer_replay", "usage: "),
+])
+def test_every_tool_has_a_usage_text(tools, tool, first_line):
+    for flag in ("--help", "-h"):
+        code, out, err = run(tools[tool], flag)
+        assert code == 0 and out.startswith(first_line) and not err, (tool, flag, out, err)
 
 
 def test_cpp_metrics_equal_python(tools, tmp_path):
@@ -248,7 +267,7 @@ def test_cpp_harness_bad_input_is_one_clear_line_each(tools, tiny_mindir, tmp_pa
     assert not (tmp_path / "out").exists()
     # an unreadable image: one line naming it, the good image is still restored (recorded by Python first)
     run_batch, info = load_exported(tiny_mindir)
-    record, _ = recording(run_batch, tmp_path / "tiles")
+    record, _ = record_batches(run_batch, tmp_path / "tiles")
     restore(read_rgb(lr / "a.png").astype(np.float32), record, 3, 48, 4, "fast")
     code, err = replay(tiny_mindir)
     assert code == 1 and err[0] == f"error: {lr / 'broken.png'}: cannot decode image (corrupt or not an image)"
