@@ -186,3 +186,27 @@ def test_nothing_tracked_is_ignored_and_outputs_are():
                "runs/sr_x2/ipt_sr_x2_step2.ckpt", "ipt_sr_x2.ckpt", "ipt_sr_x2_b8.onnx", "ipt_sr_x2_b8.mindir"]
     ignored = subprocess.run(["git", "check-ignore", *outputs], cwd=ROOT, capture_output=True, text=True)
     assert ignored.stdout.split() == outputs
+
+
+def github_anchor(heading):
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_and_anchors_resolve():
+    """Every relative link of README.md and docs/*.md names a file that exists and, with #anchor, one of its
+    headings."""
+    broken = []
+    for path in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path
+            if not linked.exists():
+                broken.append(f"{path.name}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.M)
+                if anchor not in {github_anchor(h) for h in headings}:
+                    broken.append(f"{path.name}: {target} (no such heading)")
+    assert not broken, broken
