@@ -63,6 +63,8 @@ class TileProgress:
 
 def check_writable(folder: Path, what: str):
     """Create ``folder`` and prove a file can be written there, or a ConfigError naming it."""
+    if folder.is_file():
+        raise ConfigError(f"{folder}: {what} is an existing file; give a folder (the outputs are written into it)")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

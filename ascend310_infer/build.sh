@@ -14,7 +14,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 lib_only=0
-[ "${1:-}" = "--lib-only" ] && lib_only=1
+case "${1:-}" in
+  "") ;;
+  --lib-only) lib_only=1 ;;
+  -h|--help)
+    echo "usage: bash ascend310_infer/build.sh [--lib-only]"
+    echo "  builds ascend310_infer/build/: ipt_infer (with MS_LITE_HOME, an unpacked MindSpore Lite package),"
+    echo "  ipt_infer_replay, ipt_tile_plan, ipt_score and the ctest cases; --lib-only: all but ipt_infer (no SDK)"
+    exit 0 ;;
+  *) echo "build.sh: error: unknown argument '$1'; usage: bash ascend310_infer/build.sh [--lib-only]" >&2; exit 2 ;;
+esac
 for tool in cmake make c++; do
   if ! command -v "$tool" >/dev/null; then
     echo "build.sh: error: $tool not found; install cmake, make and g++ (scripts/setup.sh does)" >&2

@@ -184,11 +184,20 @@ def run_paired(commands, repeats, pause_s=0.1, before_pair=None):
                 f.close()
 
 
+class WorkerStopped(Exception):
+    """A benchmark worker ended early, with exit status ``status``."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
 def _expect(channel, word, proc):
     line = channel[1].readline().strip()
     if line != word:
-        raise RuntimeError(f"benchmark worker {' '.join(proc.args[1:4])} stopped (exit status {proc.wait()}) "
-                           f"instead of saying {word!r}")
+        status = proc.wait()
+        raise WorkerStopped(f"benchmark worker {' '.join(proc.args[1:4])} stopped (exit status {status}) "
+                            f"instead of saying {word!r}", status)
 
 
 def make_matmul(n):
@@ -260,7 +269,8 @@ def worker_forward(args):
 
 def worker_torch(args):
     """The same network in PyTorch, written like the official code (``scripts/make_torch_fixtures.py`` modules:
-    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, on all the cores the process may use: the reference."""
+    nn.MultiheadAttention, unfold/fold), eval mode under no_grad, on all the cores the process may use: the
+    reference."""
     import numpy as np
     import torch
 
@@ -326,7 +336,7 @@ def run_paired_workers(kinds, command, repeats, what):
         results = {}
         for kind, path, status in zip(kinds, paths, statuses):
             if status != 0:
-                raise RuntimeError(f"{kind} {what} worker failed with exit status {status}")
+                raise WorkerStopped(f"{kind} {what} worker failed with exit status {status}", status)
             with open(path) as f:
                 results[kind] = json.load(f)
     finally:
@@ -494,8 +504,8 @@ def main(argv=None):
 
     progress(f"device {args.device_target}, batch sizes {args.batch_sizes}, {args.repeats} timed call(s) each")
     if args.reference == "torch" and not torch_available():
-        raise SystemExit("--reference torch: PyTorch is not installed in this environment (scripts/setup.sh installs "
-                         "the CPU wheel when one lies in /opt/wheels)")
+        raise SystemExit("--reference torch: PyTorch is not installed in this environment (README.md, Installation, "
+                         "says how to add it)")
     with_torch = args.reference == "torch" or (args.reference == "auto" and torch_available())
     machine = describe_machine(args) if args.device_target == "CPU" else {}
     for line in format_machine(machine):
@@ -526,5 +536,22 @@ def main(argv=None):
     return 0
 
 
+def run_script(main_fn):
+    """Exit status of a benchmark script's ``main_fn(argv)``, run as the project's scripts run (``src.errors.run_main``:
+    an error is one line, ``IPT_DEBUG=1`` prints the traceback), driver and workers alike. A worker that stopped with
+    status 1 or 2 has printed its own line, so the driver exits with that status and adds nothing."""
+    from src.errors import run_main
+
+    def driver(argv):
+        try:
+            return main_fn(argv)
+        except WorkerStopped as exc:
+            if exc.status in (1, 2) and os.environ.get("IPT_DEBUG") != "1":
+                return exc.status
+            raise
+
+    return run_main(driver)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

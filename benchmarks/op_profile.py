@@ -120,8 +120,9 @@ def format_report(result):
               f"whole forward, at the sum of ops: {100 * result['fraction_at_op_sum']:.1f}% of the MatMul rate",
               f"whole forward, if only MatMul/BatchMatMul/Conv2D took time: "
               f"{100 * result['fraction_arithmetic_only']:.1f}% of the MatMul rate",
-              f"for {100 * t:.0f}% of the MatMul rate the other ops may take {result['rest_budget_ms_per_call']:.1f} ms "
-              f"per call together; they take {result['rest_ms_per_call']:.1f} ms"]
+              f"for {100 * t:.0f}% of the MatMul rate the other ops may take "
+              f"{result['rest_budget_ms_per_call']:.1f} ms per call together; "
+              f"they take {result['rest_ms_per_call']:.1f} ms"]
     gaps = result.get("gaps")
     if gaps:
         lines += [f"between kernels (the profiler's timeline of one call): {gaps['gap_ms']:.1f} ms over "

@@ -87,7 +87,6 @@ def worker_mindspore(args):
 
 
 def worker_torch(args):
-    import numpy as np
     import torch
 
     torch_ipt = forward_benchmark.load_module("torch_ipt", "scripts/make_torch_fixtures.py")
@@ -180,7 +179,8 @@ def main(argv=None):
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         raise SystemExit("--batch and --repeats must be >= 1, --warmup >= 0")
     if args.reference == "torch" and not forward_benchmark.torch_available():
-        raise SystemExit("--reference torch: PyTorch is not installed in this environment")
+        raise SystemExit("--reference torch: PyTorch is not installed in this environment (README.md, Installation, "
+                         "says how to add it)")
     with_torch = args.reference == "torch" or (args.reference == "auto" and forward_benchmark.torch_available())
     machine = forward_benchmark.describe_machine(args) if args.device_target == "CPU" else {}
     rows = []
@@ -204,4 +204,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(forward_benchmark.run_script(main))

@@ -8,14 +8,19 @@ their state_dict keys, shapes and forward pass are the official ones, at a tiny 
 * ``<name>.npz``: every state_dict entry under its torch key, ``input`` (float32 (2,3,48,48) in [0,255]),
   ``output_<t>`` (the torch forward for task index t, float32), ``scales`` and ``num_heads``.
 
-Needs torch (nothing under src/ does). Run from the repository root:
+Needs torch (nothing under src/ does; the committed files were written with torch 2.13.0+cpu). Run from the
+repository root, in any environment with torch and NumPy (README.md, "Tests", says how to get torch):
 
-    python3 -m venv /tmp/torchenv
-    /tmp/torchenv/bin/pip install /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl numpy
-    /tmp/torchenv/bin/python scripts/make_torch_fixtures.py
+    python scripts/make_torch_fixtures.py [--out DIR]     # default: tests/fixtures
 
-Deterministic: the same torch version rewrites byte-identical files (each written to a temporary file, then renamed).
+What is reproducible, with the same torch version (each file is written to a temporary file, then renamed):
+* the ``.pt`` files, byte for byte, on any machine;
+* in the ``.npz`` files, the weights and the input, bit for bit, on any machine; torch's outputs (``output_<t>``) bit
+  for bit on reruns on one machine, but not across CPUs: torch's float32 kernels differ with the instruction set, and
+  so do the outputs' last bits (up to about 1e-4 on 0..255, against the tests' tolerance of 1e-3).
+tests/test_numpy_oracle.py regenerates the fixtures and checks exactly this when torch is installed.
 """
+import argparse
 import io
 import math
 import os
@@ -280,7 +285,7 @@ def _save_pt(path, state_dict, legacy):
         raise RuntimeError(f"{path}: torch does not read back what was saved")
 
 
-def make_fixture(name, seed):
+def make_fixture(name, seed, out_dir=FIXTURE_DIR):
     scales, num_layers, legacy, out_proj_bias = FIXTURES[name]
     model = build_model(scales, num_layers, out_proj_bias, seed)
     state_dict = model.state_dict()
@@ -289,18 +294,21 @@ def make_fixture(name, seed):
     arrays.update(input=x, scales=np.array(scales), num_heads=np.array(NUM_HEADS))
     for task in range(len(scales)):
         arrays[f"output_{task}"] = torch_forward(model, x, task)
-    _write_atomic(FIXTURE_DIR / f"{name}.pt", lambda p: _save_pt(p, state_dict, legacy))
-    _write_atomic(FIXTURE_DIR / f"{name}.npz", lambda p: _write_npz(p, arrays))
+    _write_atomic(out_dir / f"{name}.pt", lambda p: _save_pt(p, state_dict, legacy))
+    _write_atomic(out_dir / f"{name}.npz", lambda p: _write_npz(p, arrays))
 
 
-def main():
-    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Write the tiny PyTorch IPT fixtures and their .npz companions.")
+    parser.add_argument("--out", type=Path, default=FIXTURE_DIR, help="folder to write into (default: tests/fixtures)")
+    out_dir = parser.parse_args(argv).out
+    out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)   # no thread-count-dependent float32 summation order
     for seed, name in enumerate(FIXTURES):
-        make_fixture(name, seed)
+        make_fixture(name, seed, out_dir)
         for suffix in (".pt", ".npz"):
-            path = FIXTURE_DIR / (name + suffix)
-            print(f"{path.relative_to(FIXTURE_DIR.parent.parent)}: {path.stat().st_size:,} bytes")
+            path = out_dir / (name + suffix)
+            print(f"{path}: {path.stat().st_size:,} bytes")
     return 0
 
 

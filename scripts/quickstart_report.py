@@ -6,7 +6,8 @@ For each task it reads what ``eval.py --benchmark DIR --baseline true --save_out
 --metrics_json OUT/<task>/metrics.json`` wrote, rebuilds the inputs and the baseline with the same code
 (``src.data.benchmark_sets``), and writes ``OUT/<task>/comparison.png``: one row per photo, panels
 input | bicubic | IPT | ground truth (denoising and deraining: noisy or rainy input | IPT | ground truth), each with
-a zoomed crop (the most detailed 48x48 of the ground truth) and the PSNR-Y in the caption. Then it prints the table of every task: IPT and baseline PSNR-Y / SSIM-Y, and the gain.
+a zoomed crop (the most detailed 48x48 of the ground truth) and the PSNR-Y in the caption. Then it prints the table
+of every task: IPT and baseline PSNR-Y / SSIM-Y, and the gain.
 """
 import argparse
 import json

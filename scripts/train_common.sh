@@ -11,3 +11,7 @@ output_dir_of() {
   done
   echo "$dir"
 }
+
+# MindSpore's C++ log (cluster connection retries, communication-group set-up) buries the project's own lines at its
+# default level, WARNING: the launchers show its errors only. IPT_DEBUG=1, or GLOG_v set by the caller, keeps it.
+if [ "${IPT_DEBUG:-0}" != 1 ]; then export GLOG_v=${GLOG_v:-3}; fi

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from src import __version__
 from src.errors import CheckpointError, ConfigError
 from src.fileio import atomic_write
 from src.tiler import make_plan
@@ -208,17 +207,45 @@ def load_exported(model_path):
     return run_batch, info
 
 
-def restore_through(model_path, image_path, output_path, tile_mode=None, compare_ckpt=None, tolerance=1e-3):
+def record_batches(run_batch, folder):
+    """``run_batch`` that also writes every batch it is given, and the output it returns, as raw float32 in C order:
+    ``folder/in_NNNNN.bin`` and ``out_NNNNN.bin``, NNNNN counting the calls from 0. These are the recorded tiles that
+    ``ascend310_infer``'s ``ipt_infer_replay`` stitches in place of a runtime (docs/export.md). ``folder`` is created;
+    one that holds recorded batches already is an error. Returns (the recording run_batch, the list of calls)."""
+    folder = Path(folder)
+    if folder.is_dir() and any(folder.glob("in_*.bin")):
+        raise ConfigError(f"{folder}: holds recorded batches already (in_*.bin); give a new or empty folder")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: is an existing file; give a folder for the recorded batches")
+    folder.mkdir(parents=True, exist_ok=True)
+    calls = []
+
+    def record(batch):
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        out = np.ascontiguousarray(run_batch(batch), dtype=np.float32)
+        for kind, array in (("in", batch), ("out", out)):
+            with atomic_write(folder / f"{kind}_{len(calls):05d}.bin") as f:
+                f.write(array.tobytes())
+        calls.append(len(calls))
+        return out
+    return record, calls
+
+
+def restore_through(model_path, image_path, output_path, tile_mode=None, compare_ckpt=None, tolerance=1e-3,
+                    record_tiles=None):
     """Restore ``image_path`` through the exported file with the tiler (the sidecar's tile size, batch and default
     mode), write the PNG atomically; with ``compare_ckpt`` also restore it with that checkpoint's Cell (the same task,
     tile batch and mode, and the export's own graph form and compute dtype, so that a float16 export is compared
-    with a float16 Cell) and raise an IPTError when they differ by more than ``tolerance`` on 0..255. Returns
+    with a float16 Cell) and raise an IPTError when they differ by more than ``tolerance`` on 0..255. With
+    ``record_tiles`` every batch through the exported file is recorded there (``record_batches``). Returns
     (output float32 array, largest difference or None)."""
     from src import tiler
     from src.data.image_io import read_rgb, to_float, to_uint8, write_png
     from src.errors import IPTError
 
     run_batch, info = load_exported(model_path)
+    if record_tiles is not None:
+        run_batch, _ = record_batches(run_batch, record_tiles)
     mode = tile_mode or info["tiling"]["default"]
     if mode not in tiler.MODES:
         raise ConfigError(f"tile mode {mode!r}; expected one of {', '.join(tiler.MODES)}")
@@ -243,8 +270,9 @@ def restore_through(model_path, image_path, output_path, tile_mode=None, compare
 
 def main(argv=None):
     """``python -m src.exported check MODEL [--batch_size N]``: the sidecar checked against the file, one line.
-    ``python -m src.exported restore MODEL --input IMAGE --output PNG [--compare_ckpt CKPT]``: an image restored
-    through the exported file with the tiler (optionally checked against the checkpoint's Cell)."""
+    ``python -m src.exported restore MODEL --input IMAGE --output PNG [--compare_ckpt CKPT] [--record_tiles DIR]``:
+    an image restored through the exported file with the tiler (optionally checked against the checkpoint's Cell, and
+    its tile batches recorded for ``ipt_infer_replay``)."""
     import argparse
     from src.errors import run_main
 
@@ -261,6 +289,9 @@ def main(argv=None):
     rest.add_argument("--compare_ckpt", default=None,
                       help="also restore with this checkpoint's Cell and fail if the outputs differ")
     rest.add_argument("--tolerance", type=float, default=1e-3, help="largest difference allowed, on 0..255")
+    rest.add_argument("--record_tiles", metavar="DIR", default=None,
+                      help="also write every tile batch the model saw and returned to DIR (in_NNNNN.bin, "
+                           "out_NNNNN.bin): the recorded tiles ascend310_infer's ipt_infer_replay stitches")
     rest.add_argument("--device_target", default="CPU")
     args = parser.parse_args(argv)
 
@@ -274,7 +305,7 @@ def main(argv=None):
         info = read_sidecar(args.model)
         setup(args.device_target, info["compute_dtype"], graph_form=info["graph_form"])
         _, diff = restore_through(args.model, args.input, args.output, args.tile_mode, args.compare_ckpt,
-                                  args.tolerance)
+                                  args.tolerance, args.record_tiles)
         print(f"{args.input} -> {args.output} through {args.model}"
               + (f"; largest difference to the Cell of {args.compare_ckpt}: {diff:.2e} on 0..255"
                  if diff is not None else ""))

@@ -44,7 +44,8 @@ class Restorer:
     """Runs one task of ``ipt`` on images of any size through the tiler.
 
     Every network call is a ``(tile_batch, 3, P, P)`` batch, so the graph compiles once per (task, tile_batch) in a
-    process whatever the image sizes; ``compiles`` counts the graphs MindSpore compiled for it, ``tiles_run`` the tiles sent to the network (fill-up copies of the last batch not counted).
+    process whatever the image sizes; ``compiles`` counts the graphs MindSpore compiled for it, ``tiles_run`` the
+    tiles sent to the network (fill-up copies of the last batch not counted).
     """
 
     def __init__(self, ipt: IPT, task: str, tile_batch=8, tile_mode="fast", self_ensemble=False):

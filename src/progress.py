@@ -8,7 +8,7 @@ class ProgressBar:
         self.total, self.stream, self.width = total, stream, width
 
     def update(self, step, text="", prefix="", total=None):
-        """Redraw at ``step`` of ``total`` (default: the bar's own), with ``prefix`` before the bar and ``text`` after."""
+        """Redraw at ``step`` of ``total`` (default: the bar's own), ``prefix`` before the bar and ``text`` after."""
         total = total or self.total
         filled = self.width * min(step, total) // total
         self.stream.write(f"\r{prefix}[{'#' * filled}{'.' * (self.width - filled)}] {step}/{total} {text}\033[K")

@@ -5,7 +5,7 @@ Every entry point (eval, train, export, convert, the benchmarks, the test suite)
 kernel runs.
 
 The CPU kernel choice: on CPUs with AVX-512, MindSpore 2.10's oneDNN (v3.10) runs plain-layout (NCHW) convolutions
-with ``jit_uni_ncsp:conv+ref:any``, a reference kernel at about 1 GFLOP/s, i.e. 100x slower than its GEMM-based
+with ``jit_uni_ncsp:conv+ref:any``, a reference kernel many times slower than its GEMM-based
 convolution. Capping oneDNN's instruction set at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) makes it pick
 ``x64:gemm:jit`` again, while MatMul keeps its speed (``gemm:jit:f32`` instead of ``brg_matmul:avx512_core``;
 measured in benchmarks/README.md). oneDNN reads the variable when it first dispatches a kernel, not when MindSpore
@@ -20,6 +20,7 @@ import re
 import mindspore as ms
 
 from src.errors import ConfigError
+from src.mindspore_log import quiet_known_warnings
 
 ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
 # Values oneDNN 3.x accepts for ONEDNN_MAX_CPU_ISA (upper case).
@@ -79,6 +80,7 @@ def setup(device_target="CPU", compute_dtype="float32", onednn_isa="auto", devic
     precision. Logs to stderr."""
     from src.models.forms import check_compute_dtype, resolve_graph_form
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    quiet_known_warnings()  # MindSpore's warnings about its own API that the project triggers (IPT_DEBUG=1 shows them)
     if device_target not in ("CPU", "GPU", "Ascend"):
         raise ConfigError(f"device_target {device_target!r}; expected CPU, GPU or Ascend")
     form, why = resolve_graph_form(graph_form, device_target, compute_dtype)

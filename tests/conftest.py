@@ -1,5 +1,7 @@
 """Shared test setup: the entry points' MindSpore set-up on CPU, tiny model configurations."""
 import importlib.util
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,20 @@ def tiny_config():
     def make(tasks=("sr_x2",), **changes):
         return IPTConfig(tasks=tuple(tasks), **{**TINY, **changes})
     return make
+
+
+@pytest.fixture(scope="session")
+def cpp_tools():
+    """{name: path} of the C++ harness's tools without an SDK (ipt_tile_plan, ipt_infer_replay, ipt_score); built
+    here (``build.sh --lib-only``) when scripts/run_tests.sh has not built them."""
+    root = Path(__file__).resolve().parents[1]
+    build = root / "ascend310_infer" / "build"
+    names = ("ipt_tile_plan", "ipt_infer_replay", "ipt_score")
+    if not all((build / n).exists() for n in names):
+        proc = subprocess.run(["bash", str(root / "ascend310_infer" / "build.sh"), "--lib-only"], capture_output=True,
+                              text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+    return {n: build / n for n in names}
 
 
 def load_script(path):

@@ -114,8 +114,21 @@ def test_cross_core_probe_runs(capsys):
 def test_paired_run_reports_a_dead_worker():
     """A worker that exits before its first timed call stops the run with its exit status, not a hang."""
     bench = load_script(SCRIPT)
-    with pytest.raises(RuntimeError, match="exit status 3"):
+    with pytest.raises(bench.WorkerStopped, match="exit status 3"):
         bench.run_paired([[sys.executable, "-c", "import sys; sys.exit(3)"]], 2)
+
+
+def test_unusable_device_is_one_error_line():
+    """--device_target GPU where MindSpore has no GPU backend: the worker's one-line error, no traceback from the
+    worker or the driver, and the worker's exit status 2."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--tiny", "--device_target", "GPU", "--reference", "none"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "IPT_DEBUG"})
+    if proc.returncode == 0:
+        pytest.skip("MindSpore runs on a GPU on this machine")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert errors == [errors[0]] and "device_target GPU is not usable" in errors[0], proc.stderr
 
 
 def test_bad_arguments_exit_non_zero():

@@ -122,6 +122,22 @@ def test_inferred_configuration():
             cfg.ffn_dim, cfg.rgb_range) == (4, 48, 3, 2, 2, 144, 255.0)
 
 
+def test_assumed_heads_of_an_official_file_are_logged_once(tmp_path, caplog):
+    """Official files do not store the number of heads: without --num_heads the loader takes 12 and says so in one
+    line; with it, or for our own checkpoints (which store it), nothing is said."""
+    caplog.set_level("INFO", logger="ipt")
+    path = FIXTURES / "ipt_tiny_sr_x4_legacy.pt"
+    assert read_weights(path).config.num_heads == 12  # the tiny model's 36-value tokens split into 12 heads too
+    lines = [r.getMessage() for r in caplog.records if "attention heads" in r.getMessage()]
+    assert lines == [f"{path}: official files do not store the number of attention heads; assuming 12, the official "
+                     "value (--num_heads to change)"]
+    caplog.clear()
+    ipt, _ = load_model(path, num_heads=3)
+    save_checkpoint(ipt, tmp_path / "ours.ckpt")
+    read_weights(tmp_path / "ours.ckpt")
+    assert not [r for r in caplog.records if "attention heads" in r.getMessage()]
+
+
 def test_scale_one_tail_needs_a_task():
     with pytest.raises(ConfigError, match="derain, denoise_30 or denoise_50; say which with --task"):
         read_weights(FIXTURES / "ipt_tiny_denoise_legacy.pt", num_heads=3)

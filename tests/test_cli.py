@@ -90,7 +90,8 @@ def test_grayscale_and_rgba_inputs_are_converted_with_a_warning(converted, tmp_p
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--task", "sr_x9"], "error: unknown task 'sr_x9'; valid tasks: sr_x2, sr_x3, sr_x4, derain, denoise_30, denoise_50"),
+    (["--task", "sr_x9"],
+     "error: unknown task 'sr_x9'; valid tasks: sr_x2, sr_x3, sr_x4, derain, denoise_30, denoise_50"),
     (["--task", "derain"], "error: task 'derain' is not in this model; it has: sr_x2, denoise_30"),
     (["--taks", "sr_x2"], "error: unknown config key 'taks' (did you mean 'task'?)"),
     ([], "holds several tasks (sr_x2, denoise_30); choose one with --task"),

@@ -26,23 +26,12 @@ from skimage import data as skdata
 
 from src import metrics
 from src.data.image_io import read_rgb, to_uint8, write_png
-from src.exported import load_exported, write_sidecar
+from src.exported import load_exported, record_batches, write_sidecar
 from src.tiler import make_plan, restore
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "ascend310_infer" / "build"
 FIXTURES = ROOT / "tests" / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def tools():
-    """The C++ tools; built here (library, tools, tests; no SDK) when scripts/run_tests.sh has not built them."""
-    names = ("ipt_tile_plan", "ipt_infer_replay", "ipt_score")
-    if not all((BUILD / n).exists() for n in names):
-        proc = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh"), "--lib-only"], capture_output=True,
-                              text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr
-    return {n: BUILD / n for n in names}
 
 
 def run(*args, timeout=300):
@@ -55,23 +44,23 @@ PLAN_CASES = [(h, w, s) for (h, w) in [(48, 48), (1, 1), (1, 70), (20, 3), (47, 
 
 
 @pytest.mark.parametrize("mode", ["fast", "paper"])
-def test_cpp_plan_dumps_equal_python(tools, mode):
+def test_cpp_plan_dumps_equal_python(cpp_tools, mode):
     for h, w, s in PLAN_CASES:
-        code, out, err = run(tools["ipt_tile_plan"], "--height", h, "--width", w, "--scale", s, "--mode", mode)
+        code, out, err = run(cpp_tools["ipt_tile_plan"], "--height", h, "--width", w, "--scale", s, "--mode", mode)
         assert code == 0, err
         assert json.loads(out) == make_plan(h, w, s, 48, mode).to_json_dict(), f"{mode} {h}x{w} x{s}"
     for p, (h, w) in [(16, (9, 300)), (16, (17, 100)), (32, (70, 33))]:
-        code, out, err = run(tools["ipt_tile_plan"], "--height", h, "--width", w, "--scale", 2, "--mode", mode,
+        code, out, err = run(cpp_tools["ipt_tile_plan"], "--height", h, "--width", w, "--scale", 2, "--mode", mode,
                              "--patch_size", p)
         assert code == 0 and json.loads(out) == make_plan(h, w, 2, p, mode).to_json_dict(), f"P={p} {h}x{w}"
 
 
-def test_cpp_plan_dump_equals_the_python_cli_and_errors_alike(tools):
+def test_cpp_plan_dump_equals_the_python_cli_and_errors_alike(cpp_tools):
     args = ["plan", "--height", "61", "--width", "130", "--scale", "3", "--mode", "paper"]
     py = subprocess.run([sys.executable, "-m", "src.tiler", *args], cwd=ROOT, capture_output=True, text=True)
-    code, out, _ = run(tools["ipt_tile_plan"], *args[1:])
+    code, out, _ = run(cpp_tools["ipt_tile_plan"], *args[1:])
     assert py.returncode == 0 and code == 0 and json.loads(out) == json.loads(py.stdout)
-    code, _, err = run(tools["ipt_tile_plan"], "--height", "0", "--width", "9", "--scale", "2")
+    code, _, err = run(cpp_tools["ipt_tile_plan"], "--height", "0", "--width", "9", "--scale", "2")
     assert code == 2 and err.strip() == "error: height must be a positive integer, got 0"
 
 
@@ -89,33 +78,19 @@ def tiny_mindir(tmp_path_factory):
     return target
 
 
-def recording(run_batch, folder):
-    """``run_batch`` that also writes each input and output batch as raw float32 (in_NNNNN.bin, out_NNNNN.bin)."""
-    folder.mkdir(parents=True)
-    calls = []
-
-    def record(batch):
-        out = np.ascontiguousarray(run_batch(batch), dtype=np.float32)
-        np.ascontiguousarray(batch, dtype=np.float32).tofile(folder / f"in_{len(calls):05d}.bin")
-        out.tofile(folder / f"out_{len(calls):05d}.bin")
-        calls.append(1)
-        return out
-    return record, calls
-
-
 @pytest.mark.parametrize("mode, size", [("fast", (61, 53)), ("paper", (61, 53)), ("fast", (30, 97)),
                                         ("paper", (100, 49))])
-def test_cpp_stitching_of_real_mindir_outputs_is_byte_identical(tools, tiny_mindir, tmp_path, mode, size):
+def test_cpp_stitching_of_real_mindir_outputs_is_byte_identical(cpp_tools, tiny_mindir, tmp_path, mode, size):
     h, w = size
     photo = skdata.astronaut()[100:100 + h, 150:150 + w]
     lr = tmp_path / "lr"
     write_png(lr / "astronaut.png", photo)
     run_batch, info = load_exported(tiny_mindir)
-    record, calls = recording(run_batch, tmp_path / "tiles")
+    record, calls = record_batches(run_batch, tmp_path / "tiles")
     image = read_rgb(lr / "astronaut.png").astype(np.float32)
     out = restore(image, record, info["scale"], info["tile_size"], info["batch_size"], mode)
     write_png(tmp_path / "py" / "astronaut.png", to_uint8(out))
-    code, stdout, err = run(tools["ipt_infer_replay"], "--mindir_path", tiny_mindir, "--input_path", lr,
+    code, stdout, err = run(cpp_tools["ipt_infer_replay"], "--mindir_path", tiny_mindir, "--input_path", lr,
                             "--output_path", tmp_path / "cpp", "--tiles_dir", tmp_path / "tiles", "--tile_mode", mode,
                             "--device_type", "CPU", "--save_float", "true")
     assert code == 0, err + stdout
@@ -128,7 +103,40 @@ def test_cpp_stitching_of_real_mindir_outputs_is_byte_identical(tools, tiny_mind
     assert cpp_png == py_png
 
 
-def test_cpp_metrics_equal_python(tools, tmp_path):
+def test_documented_recording_is_what_the_replay_tool_reads(cpp_tools, tiny_mindir, tmp_path):
+    """docs/export.md's way to record tiles for ipt_infer_replay: ``python -m src.exported restore ... --record_tiles
+    DIR``; the replay of that recording writes the PNG the Python command wrote, byte for byte."""
+    write_png(tmp_path / "lr" / "coffee.png", skdata.coffee()[200:259, 300:371])
+    py = subprocess.run([sys.executable, "-m", "src.exported", "restore", str(tiny_mindir), "--input",
+                         str(tmp_path / "lr" / "coffee.png"), "--output", str(tmp_path / "py" / "coffee.png"),
+                         "--record_tiles", str(tmp_path / "tiles")], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+    assert py.returncode == 0, py.stderr
+    code, stdout, err = run(cpp_tools["ipt_infer_replay"], "--mindir_path", tiny_mindir, "--input_path",
+                            tmp_path / "lr" / "coffee.png", "--output_path", tmp_path / "cpp", "--tiles_dir",
+                            tmp_path / "tiles", "--device_type", "CPU")
+    assert code == 0, err + stdout
+    assert (tmp_path / "cpp" / "coffee.png").read_bytes() == (tmp_path / "py" / "coffee.png").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "src.exported", "restore", str(tiny_mindir), "--input",
+                            str(tmp_path / "lr" / "coffee.png"), "--output", str(tmp_path / "py2.png"),
+                            "--record_tiles", str(tmp_path / "tiles")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 2 and again.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'tiles'}: holds recorded batches already (in_*.bin); give a new or empty folder")
+
+
+@pytest.mark.parametrize("tool, first_line", [
+    ("ipt_tile_plan", "usage: ipt_tile_plan --height H --width W --scale S"),
+    ("ipt_score", "usage: ipt_score --sr_path DIR --gt_path DIR --scale 1..4"),
+    ("ipt_infer_replay", "usage: "),
+])
+def test_every_tool_has_a_usage_text(cpp_tools, tool, first_line):
+    for flag in ("--help", "-h"):
+        code, out, err = run(cpp_tools[tool], flag)
+        assert code == 0 and out.startswith(first_line) and not err, (tool, flag, out, err)
+
+
+def test_cpp_metrics_equal_python(cpp_tools, tmp_path):
     rng = np.random.default_rng(0)
     hr = skdata.chelsea()[:90, :120]
     sr_dir, hr_dir = tmp_path / "sr", tmp_path / "hr"
@@ -138,7 +146,7 @@ def test_cpp_metrics_equal_python(tools, tmp_path):
         write_png(sr_dir / f"{name}.png", sr)
         write_png(hr_dir / f"{name}.png", hr)
     for scale in (1, 3):
-        code, out, err = run(tools["ipt_score"], "--sr_path", sr_dir, "--gt_path", hr_dir, "--scale", scale)
+        code, out, err = run(cpp_tools["ipt_score"], "--sr_path", sr_dir, "--gt_path", hr_dir, "--scale", scale)
         assert code == 0, err
         lines = {Path(ln.split()[0]).stem: ln.split() for ln in out.splitlines() if not ln.startswith("mean")}
         for name, sr in pairs.items():
@@ -152,7 +160,7 @@ def test_cpp_metrics_equal_python(tools, tmp_path):
             assert abs(got["ssim_y"] - want["ssim_y"]) < 1e-9, (name, got["ssim_y"], want["ssim_y"])
 
 
-def test_build_without_sdk_says_what_is_missing(tools, tmp_path):
+def test_build_without_sdk_says_what_is_missing(cpp_tools, tmp_path):
     env = {**os.environ, "PYTHON": sys.executable}
     env.pop("MS_LITE_HOME", None)
     proc = subprocess.run(["bash", str(ROOT / "ascend310_infer" / "build.sh")], capture_output=True, text=True,
@@ -196,16 +204,16 @@ def test_sdk_part_takes_lite_only_with_its_headers_as_system_includes(tmp_path):
     assert "ENABLE_LITE" not in flags
 
 
-def test_cpp_harness_unknown_precision_mode_is_one_line_before_anything(tools, tiny_mindir, tmp_path):
+def test_cpp_harness_unknown_precision_mode_is_one_line_before_anything(cpp_tools, tiny_mindir, tmp_path):
     five = "enforce_fp32, preferred_fp32, enforce_fp16, enforce_origin or preferred_optimal"
     for model in (tiny_mindir, tmp_path / "absent.mindir"):   # checked before the model or its sidecar is read
-        code, stdout, err = run(tools["ipt_infer_replay"], "--mindir_path", model, "--input_path", tmp_path / "lr",
+        code, stdout, err = run(cpp_tools["ipt_infer_replay"], "--mindir_path", model, "--input_path", tmp_path / "lr",
                                 "--output_path", tmp_path / "out", "--tiles_dir", tmp_path / "tiles",
                                 "--device_type", "Ascend", "--precision_mode", "must_keep_origin_dtype")
         assert code == 2 and stdout == ""
         assert err.splitlines() == [f"error: --precision_mode 'must_keep_origin_dtype'; MindSpore Lite's Ascend "
                                     f"precision modes are {five}"]
-    code, _, err = run(tools["ipt_infer_replay"], "--mindir_path", tiny_mindir, "--input_path", tmp_path / "lr",
+    code, _, err = run(cpp_tools["ipt_infer_replay"], "--mindir_path", tiny_mindir, "--input_path", tmp_path / "lr",
                        "--output_path", tmp_path / "out", "--tiles_dir", tmp_path / "tiles", "--device_type", "CPU",
                        "--precision_mode", "enforce_fp32")
     assert code == 2 and err.splitlines() == ["error: --precision_mode enforce_fp32 is for --device_type Ascend "
@@ -225,7 +233,7 @@ def copy_model(src, folder, sidecar_edit=None):
     return target
 
 
-def test_cpp_harness_bad_input_is_one_clear_line_each(tools, tiny_mindir, tmp_path):
+def test_cpp_harness_bad_input_is_one_clear_line_each(cpp_tools, tiny_mindir, tmp_path):
     lr = tmp_path / "lr"
     write_png(lr / "a.png", skdata.astronaut()[:50, :50])
     (lr / "broken.png").write_bytes(b"not an image")
@@ -234,7 +242,7 @@ def test_cpp_harness_bad_input_is_one_clear_line_each(tools, tiny_mindir, tmp_pa
     base = ["--input_path", lr, "--tiles_dir", tmp_path / "tiles", "--device_type", "CPU"]
 
     def replay(model, *extra, out="out"):
-        code, stdout, err = run(tools["ipt_infer_replay"], "--mindir_path", model, "--output_path", tmp_path / out,
+        code, stdout, err = run(cpp_tools["ipt_infer_replay"], "--mindir_path", model, "--output_path", tmp_path / out,
                                 *base, *extra)
         return code, [ln for ln in err.splitlines() if ln.strip()]
 
@@ -251,7 +259,7 @@ def test_cpp_harness_bad_input_is_one_clear_line_each(tools, tiny_mindir, tmp_pa
     assert not (tmp_path / "out").exists()
     # an unreadable image: one line naming it, the good image is still restored (recorded by Python first)
     run_batch, info = load_exported(tiny_mindir)
-    record, _ = recording(run_batch, tmp_path / "tiles")
+    record, _ = record_batches(run_batch, tmp_path / "tiles")
     restore(read_rgb(lr / "a.png").astype(np.float32), record, 3, 48, 4, "fast")
     code, err = replay(tiny_mindir)
     assert code == 1 and err[0] == f"error: {lr / 'broken.png'}: cannot decode image (corrupt or not an image)"
@@ -270,7 +278,7 @@ def test_python_sidecar_check_cli(tiny_mindir, tmp_path):
         in proc.stderr.strip().splitlines()[-1]
 
 
-def test_run_infer_310_checks_each_stage(tools, tiny_mindir, tmp_path):
+def test_run_infer_310_checks_each_stage(cpp_tools, tiny_mindir, tmp_path):
     script = ROOT / "scripts" / "run_infer_310.sh"
     lr = tmp_path / "lr"
     write_png(lr / "a.png", skdata.astronaut()[:50, :50])

@@ -259,6 +259,15 @@ def test_memory_available_reads_proc_meminfo(tmp_path, monkeypatch):
     assert inference.memory_available() is None
 
 
+def test_output_that_is_a_file(tmp_path):
+    """``--output photo_x2.png`` naming an existing file: the error says it is a file, not that it is unwritable."""
+    image = write_rgb(tmp_path / "a.png", skdata.coffee()[:50, :50])
+    existing = write_rgb(tmp_path / "photo_x2.png", skdata.coffee()[:20, :20])
+    code, _, err = run(*TINY_ARGS, "--task", "sr_x2", "--input", image, "--output", existing)
+    assert code == 2 and errors(err) == [f"error: {existing}: the output folder is an existing file; give a folder "
+                                         "(the outputs are written into it)"], err
+
+
 # --- benchmark folders in-process (real files, no network) ---------------------------------------------------------
 
 def test_sr_hr_only_gets_matlab_bicubic_lr(tmp_path):

@@ -101,3 +101,19 @@ def test_builder_has_the_official_keys(scales, count):
                 "body.position_encoding.pe.weight", "tail.0.0.0.weight", "tail.0.0.2.bias",
                 "tail.0.1.weight"} <= set(keys)
         assert not any(k.endswith(("in_proj_bias", "out_proj.bias")) for k in keys)
+
+
+def test_fixture_script_reproduces_the_committed_files(tmp_path):
+    """What scripts/make_torch_fixtures.py says is reproducible: the .pt files byte for byte, the .npz weights and
+    input bit for bit, torch's outputs within the tests' tolerance (their last bits depend on the CPU's kernels)."""
+    m = builder()
+    assert m.main(["--out", str(tmp_path)]) == 0
+    for name in NAMES:
+        assert (tmp_path / f"{name}.pt").read_bytes() == (FIXTURES / f"{name}.pt").read_bytes(), name
+        fresh, committed = np.load(tmp_path / f"{name}.npz"), np.load(FIXTURES / f"{name}.npz")
+        assert sorted(fresh.files) == sorted(committed.files)
+        for key in committed.files:
+            if key.startswith("output_"):
+                assert np.abs(fresh[key] - committed[key]).max() < TOL, (name, key)
+            else:
+                np.testing.assert_array_equal(fresh[key], committed[key], err_msg=f"{name} {key}")

@@ -22,14 +22,14 @@ EPYC_AVX2 = set("fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi1 bmi2 sh
 VERBOSE_AVX512 = """onednn_verbose,v1,info,oneDNN v3.10.1 (commit N/A)
 onednn_verbose,v1,info,cpu,isa:Intel AVX-512 with Intel DL Boost and bfloat16 support
 onednn_verbose,v1,primitive,exec,cpu,convolution,jit_uni_ncsp:conv+ref:any,forward_training,src:f32::blocked:abcd::f0 \
-wei:f32::blocked:abcd::f0 bia:undef::undef::: dst:f32::blocked:abcd::f0,,alg:convolution_direct,mb8_ic64oc64_ih48oh48kh5\
-sh1dh0ph2_iw48ow48kw5sw1dw0pw2,3095.97
+wei:f32::blocked:abcd::f0 bia:undef::undef::: dst:f32::blocked:abcd::f0,,alg:convolution_direct,mb8_ic64oc64_ih48oh48\
+kh5sh1dh0ph2_iw48ow48kw5sw1dw0pw2,3095.97
 """
 VERBOSE_CAPPED = """onednn_verbose,v1,info,cpu,runtime:threadpool,nthr:2
 onednn_verbose,v1,info,cpu,isa:Intel AVX2
 onednn_verbose,v1,primitive,exec,cpu,convolution,x64:gemm:jit,forward_training,src:f32::blocked:abcd::f0 \
-wei:f32::blocked:abcd::f0 bia:undef::undef::: dst:f32::blocked:abcd::f0,,alg:convolution_direct,mb8_ic64oc64_ih48oh48kh5\
-sh1dh0ph2_iw48ow48kw5sw1dw0pw2,26.19
+wei:f32::blocked:abcd::f0 bia:undef::undef::: dst:f32::blocked:abcd::f0,,alg:convolution_direct,mb8_ic64oc64_ih48oh48\
+kh5sh1dh0ph2_iw48ow48kw5sw1dw0pw2,26.19
 """
 
 

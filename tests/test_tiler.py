@@ -290,7 +290,8 @@ def official_forward_chop(x, model, scale, patch=48, batchsize=64):
     y[..., :k, :] = y_h_top
     y[..., :, :k] = y_w_top
     y[..., c:(h - h_cut) * scale - c, c:(w - w_cut) * scale - c] = averaged(
-        y_un, ((h - h_cut - shave) * scale, (w - w_cut - shave) * scale), ks, (Ellipsis, slice(c, k - c), slice(c, k - c)))
+        y_un, ((h - h_cut - shave) * scale, (w - w_cut - shave) * scale), ks,
+        (Ellipsis, slice(c, k - c), slice(c, k - c)))
     a_h, b_h = int((padsize - h_cut) / 2 * scale), int((padsize - h_cut) / 2 * scale + 0.5)
     a_w, b_w = int((padsize - w_cut) / 2 * scale), int((padsize - w_cut) / 2 * scale + 0.5)
     y = torch.cat([y[..., :y.size(2) - a_h, :], y_h_cut[..., b_h:, :]], dim=2)

@@ -4,10 +4,20 @@
 #include <exception>
 #include <functional>
 #include <iostream>
+#include <string>
 
 #include "errors.h"
 
 namespace ipt {
+
+// True when the arguments hold --help or -h: the tool then prints its usage text on stdout and exits with status 0.
+inline bool asks_for_help(int argc, const char *const argv[]) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") return true;
+  }
+  return false;
+}
 
 inline int guarded_main(const std::function<int()> &body) {
   try {

@@ -29,7 +29,9 @@ std::string usage(const std::string &program, bool replay) {
                   " --mindir_path MODEL.mindir --input_path IMAGE_OR_DIR [--output_path DIR] [--device_type Ascend|CPU|GPU]"
                   " [--device_id N] [--precision_mode MODE] [--gt_path DIR] [--tile_mode fast|paper] [--batch_size N]"
                   " [--save_float true]";
-  if (replay) u += " --tiles_dir DIR";
+  if (replay)
+    u += " --tiles_dir DIR\n  --tiles_dir: the batches the model saw and returned, in_NNNNN.bin and out_NNNNN.bin (raw float32),"
+         " recorded by `python -m src.exported restore MODEL --input IMAGE --output PNG --record_tiles DIR`";
   return u;
 }
 

@@ -7,8 +7,17 @@
 #include "cli.h"
 #include "harness.h"
 
+static const char kUsage[] =
+    "usage: ipt_score --sr_path DIR --gt_path DIR --scale 1..4\n"
+    "  PSNR-Y, PSNR-RGB and SSIM-Y of every image in --sr_path against its ground truth in --gt_path (<name>.*, or\n"
+    "  <name> without its x<scale> suffix), per image and the mean; the metrics of src/metrics.py";
+
 int main(int argc, char **argv) {
   return ipt::guarded_main([&] {
+    if (ipt::asks_for_help(argc, argv)) {
+      std::cout << kUsage << "\n";
+      return 0;
+    }
     std::string sr_path, gt_path;
     int scale = 0;
     for (int i = 1; i < argc; ++i) {
@@ -21,7 +30,7 @@ int main(int argc, char **argv) {
       else throw ipt::ConfigError("unknown flag " + flag);
     }
     if (sr_path.empty() || gt_path.empty() || scale < 1 || scale > 4)
-      throw ipt::ConfigError("usage: ipt_score --sr_path DIR --gt_path DIR --scale 1..4");
+      throw ipt::ConfigError(std::string(kUsage).substr(0, std::string(kUsage).find('\n')));
     int failed = 0, n = 0;
     double py = 0, pr = 0, ss = 0;
     std::cout << std::setprecision(17);

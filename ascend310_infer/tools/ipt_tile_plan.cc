@@ -7,8 +7,17 @@
 #include "cli.h"
 #include "tiler.h"
 
+static const char kUsage[] =
+    "usage: ipt_tile_plan --height H --width W --scale S [--mode fast|paper] [--patch_size 48]\n"
+    "  prints, as JSON, the tile plan of an HxW LR image at scale S: the same JSON as\n"
+    "  `python -m src.tiler plan --height H --width W --scale S --mode MODE`";
+
 int main(int argc, char **argv) {
   return ipt::guarded_main([&] {
+    if (ipt::asks_for_help(argc, argv)) {
+      std::cout << kUsage << "\n";
+      return 0;
+    }
     int height = 0, width = 0, scale = 0, patch = 48;
     std::string mode = "fast";
     for (int i = 1; i < argc; ++i) {

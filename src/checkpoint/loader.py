@@ -9,6 +9,7 @@ Format versions (docs/checkpoints.md): 1 stored each decoder attention's in-proj
 read: packed weights are split on load (``split_packed_projections``). A newer format is refused with one line.
 """
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ CONFIG_KEY = "ipt_config"
 FORMAT_KEY = "ipt_format"
 FORMAT_VERSION = "ipt-mindspore/2"
 READABLE_FORMATS = ("ipt-mindspore/1", FORMAT_VERSION)
+OFFICIAL_NUM_HEADS = 12  # the official models' attention heads, which their files do not store
+log = logging.getLogger("ipt")
 
 
 @dataclass
@@ -58,7 +61,7 @@ def read_weights(path, task=None, num_heads=None) -> LoadedWeights:
         raise CheckpointError(f"{path}: no such checkpoint file")
     if is_torch_file(path):
         cfg, params = official.from_torch_names(extract_state_dict(load_torch_file(path), path), path, task,
-                                                num_heads or 12)
+                                                _official_num_heads(path, num_heads))
         return LoadedWeights(cfg, split_packed_projections(params, path), "pytorch")
     raw = _read_mindspore(path)
     if CONFIG_KEY in raw:
@@ -77,8 +80,18 @@ def read_weights(path, task=None, num_heads=None) -> LoadedWeights:
         extra = {k: (v if isinstance(v, str) else v.asnumpy().item()) for k, v in extra.items()}
         return LoadedWeights(cfg, params, "ours", extra)
     params = {k: v.asnumpy() for k, v in raw.items() if not isinstance(v, str)}
-    cfg, params = official.from_torch_names(official.to_torch_names(params, path), path, task, num_heads or 12)
+    cfg, params = official.from_torch_names(official.to_torch_names(params, path), path, task,
+                                            _official_num_heads(path, num_heads))
     return LoadedWeights(cfg, split_packed_projections(params, path), "mindspore-zoo")
+
+
+def _official_num_heads(path, num_heads):
+    """``num_heads`` when given; else the official 12, said in one log line (an official file cannot tell)."""
+    if num_heads:
+        return num_heads
+    log.info("%s: official files do not store the number of attention heads; assuming %d, the official value "
+             "(--num_heads to change)", path, OFFICIAL_NUM_HEADS)
+    return OFFICIAL_NUM_HEADS
 
 
 def select_tasks(weights: LoadedWeights, tasks) -> LoadedWeights:
@@ -133,7 +146,8 @@ def assign_strict(net, params, path):
     for name, p in own.items():
         value = np.asarray(params[name])
         if value.shape != tuple(p.shape):
-            raise CheckpointError(f"{path}: parameter {name} has shape {value.shape}, the model expects {tuple(p.shape)}")
+            raise CheckpointError(f"{path}: parameter {name} has shape {value.shape}, "
+                                  f"the model expects {tuple(p.shape)}")
         p.set_data(ms.Tensor(np.array(value, dtype=np.float32)))  # an owned, writable copy
 
 

@@ -1,4 +1,4 @@
-"""Reading and writing RGB images (8-bit, and 16-bit for restoration) and arrays, with one-line errors for bad inputs."""
+"""Reading and writing RGB images (8-bit, and 16-bit for restoration) and arrays, one-line errors for bad inputs."""
 import logging
 import os
 from pathlib import Path

@@ -24,7 +24,7 @@ from src.models.layers import SELF_ATTENTION, LayerNorm, Linear, MultiheadAttent
 
 class RowBiasAdd(nn.Cell):
     """``ops.BiasAdd`` of a (C,) vector to every row of a 2-D (R, C) array, whose bias gradient is a column ReduceSum:
-    MindSpore 2.10's CPU BiasAddGrad takes 5x longer (9.6 against 1.8 ms on a (2048, 2304) array)."""
+    MindSpore 2.10's CPU BiasAddGrad is a slow generic loop (timings in benchmarks/README.md)."""
 
     def __init__(self):
         super().__init__()
@@ -70,7 +70,7 @@ class CpuLinear(Linear):
 
 class CpuLayerNorm(LayerNorm):
     """``layers.LayerNorm`` computed by ``RowNorm``: MindSpore 2.10's CPU LayerNorm and LayerNormGrad kernels are
-    scalar loops (3.8 and 15.5 ms on a (2048, 576) array, against 1.8 and about 5 ms for RowNorm's ops)."""
+    scalar loops (timings in benchmarks/README.md)."""
 
     def __init__(self, dim, eps=1e-5):
         super().__init__(dim, eps)
@@ -122,7 +122,7 @@ class RowNorm(nn.Cell):
         var_eps = self._row_mean(centred * centred) + self.eps
         if self.onnx_ops:  # MindSpore 2.10 exports neither Rsqrt nor Reciprocal to ONNX: 1 / sqrt as RealDiv
             rstd = self.real_div(self.one, ops.sqrt(var_eps))
-        else:  # one kernel instead of two (60 fewer launches per forward)
+        else:  # one kernel instead of two
             rstd = ops.rsqrt(var_eps)
         y = self.bias_add(centred * self.matmul(rstd, gamma.reshape(1, -1)), beta)  # (x - mean) * rstd * gamma + beta
         return y, neg_mean, rstd
@@ -144,7 +144,7 @@ class CpuAddTable(nn.Cell):
 
     Same arithmetic as the broadcasting Add, but MindSpore 2.10's CPU runtime handles a broadcasting Add badly in
     graph mode: it is slow and keeps several full-size buffers per call alive until the end of the graph (a 20-step
-    chain of broadcast adds on 100 MB grew the peak RSS by 7.9 GB, the BiasAdd version by 0.15 GB).
+    chain of broadcast adds grows the peak RSS by many times what the BiasAdd version does; benchmarks/README.md).
     """
 
     def __init__(self):
@@ -161,11 +161,11 @@ class CpuMultiheadAttention(MultiheadAttention):
     written out (``Softmax``).
 
     For a batch of several images the projections are token-major, (N*L, D), and each head's (L, head_dim) rows are
-    gathered into head-major order (``head_rows``), then merged back the same way: on CPU each Transpose output stayed
-    alive until the end of the graph (+1.3 GB at batch 8). For one image the projections are taken feature-major
-    instead, W x^T (D, L), whose rows are already head-major: (H, head_dim, L) is a reshape, scores and mixing are
-    batched matmuls on transposed operands, and ``out_proj`` reads the (D, L) result as columns
-    (``CpuLinear.from_columns``): no copies (a batch-1 forward, the tiler's default, 2-6% faster on CPU).
+    gathered into head-major order (``head_rows``), then merged back the same way: on CPU each Transpose output stays
+    alive until the end of the graph. For one image the projections are taken feature-major instead, W x^T (D, L),
+    whose rows are already head-major: (H, head_dim, L) is a reshape, scores and mixing are batched matmuls on
+    transposed operands, and ``out_proj`` reads the (D, L) result as columns (``CpuLinear.from_columns``): no copies,
+    which makes the batch-1 forward (the tiler's default) faster on CPU.
 
     The 1/sqrt(head_dim) scale of the scores: for one image on the queries; for several on the weights: W_q by the
     scale, W_q|W_k by its square root, the encoder's packed W_q|W_k|W_v by the square root with ``out_proj``'s weight
@@ -247,8 +247,7 @@ class Softmax(nn.Cell):
 
     dx = y * (dy - sum(dy * y)) over the last axis, with the row sums as a MatMul against a ones vector and the
     subtraction as a BiasAdd over rows. The same arithmetic as MindSpore's own softmax gradient, whose last-axis
-    ReduceSum and broadcasting Sub take 4x longer on CPU (ReduceSum alone 15 ms on a 24576 x 256 array, the MatMul
-    2 ms).
+    ReduceSum and broadcasting Sub are generic loops on CPU (timings in benchmarks/README.md).
     """
 
     def __init__(self, size):
@@ -272,7 +271,7 @@ class RowPermutation(nn.Cell):
     """Takes rows of x (N, R, k) along axis 1 by fixed indices, one output per index list: together the lists are a
     permutation of range(R). Forward: ``ops.gather`` per list. Backward: the gradients concatenated and gathered by
     the inverse permutation, a plain copy, where MindSpore's own gather gradient is a scatter-add
-    (UnsortedSegmentSum) wrapped in two Transposes, 8x slower on CPU in the training step. Values are never changed.
+    (UnsortedSegmentSum) wrapped in two Transposes, far slower on CPU in the training step. Values are never changed.
     """
 
     def __init__(self, index_lists):
@@ -296,7 +295,7 @@ class RowPermutation(nn.Cell):
 def shift_rows(x, shift, bias_add):
     """x + shift[r] for every row r of a 2-D x, shift (R, 1) or (R,): one ``bias_add`` (an ``ops.BiasAdd()``) on a
     (1, R, C) view, whose channel axis is the rows. MindSpore 2.10's CPU broadcasting Add/Sub of an (R, 1) column
-    takes about 2.5x longer (5.9 against 2.4 ms on a 24576 x 256 array)."""
+    is a slower generic loop (timings in benchmarks/README.md)."""
     return bias_add(x.reshape((1,) + x.shape), shift.reshape(-1)).reshape(x.shape)
 
 
@@ -308,15 +307,15 @@ def head_rows(num_tokens, num_heads, part, parts):
     MindSpore 2.10 graph mode on CPU both the fastest way and the only one that frees its memory (see
     ``CpuMultiheadAttention``). Values are copied, never changed.
     """
-    l, h = np.meshgrid(np.arange(num_tokens), np.arange(num_heads))  # (H, L) grids
-    return ((l * parts + part) * num_heads + h).reshape(-1).astype(np.int32)
+    token, head = np.meshgrid(np.arange(num_tokens), np.arange(num_heads))  # (H, L) grids
+    return ((token * parts + part) * num_heads + head).reshape(-1).astype(np.int32)
 
 
 class CpuSupConLoss(SupConLoss):
     """``losses.SupConLoss`` (the same loss, arguments and docstring formula) written for MindSpore 2.10's CPU
     kernels: MatMuls (row sums, per-image sums) and element-wise ops only. The CPU ReduceSum/ReduceMax over the
-    last axis and broadcasting ops, and their gradients, made the masked form cost about 0.9 s of a 2048-token
-    training step.
+    last axis and broadcasting ops, and their gradients, made the masked form a large share of the training step
+    (benchmarks/README.md).
     """
 
     def __init__(self, temperature=0.07, groups=1):

@@ -41,7 +41,8 @@ class IPTConfig:
         object.__setattr__(self, "tasks", tuple(self.tasks))
         check_task_list(self.tasks, "model.tasks")
         if self.patch_size % self.patch_dim:
-            raise ConfigError(f"model.patch_size {self.patch_size} is not a multiple of model.patch_dim {self.patch_dim}")
+            raise ConfigError(f"model.patch_size {self.patch_size} is not a multiple of "
+                              f"model.patch_dim {self.patch_dim}")
         if self.token_dim % self.num_heads:
             raise ConfigError(f"token dim n_feats*patch_dim^2 = {self.token_dim} is not divisible by "
                               f"model.num_heads {self.num_heads}")
