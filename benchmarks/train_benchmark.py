@@ -70,7 +70,8 @@ def worker_mindspore(args):
     optim = Config(lr=LR, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, clip_grad_norm=0.0, milestones=[],
                    gamma=0.5)
     pretrain = args.step == "pretrain"
-    trainer = Trainer(IPT(cfg, graph_form=form), cfg.tasks, optim, contrastive_weight=CONTRASTIVE_WEIGHT if pretrain else 0.0)
+    trainer = Trainer(IPT(cfg, graph_form=form), cfg.tasks, optim,
+                      contrastive_weight=CONTRASTIVE_WEIGHT if pretrain else 0.0)
     step = trainer.train_step("sr_x2")
     lr, hr = (ms.Tensor(a) for a in batch_arrays(args.batch, cfg))
 

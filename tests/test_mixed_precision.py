@@ -20,7 +20,7 @@ def fp16_args(out, images, steps, *extra):
 
 
 @pytest.fixture(scope="module")
-def fp16_run(two_crops, tmp_path_factory):
+def fp16_run(two_crops, tmp_path_factory):  # noqa: F811 (the imported fixture)
     """20 float16 steps (graph_form auto: native, since the cpu form is float32 only), checkpoints at 10 and 20."""
     out = tmp_path_factory.mktemp("fp16")
     assert train_main(fp16_args(out, two_crops, 20, "--save_every", "10")) == 0
@@ -34,7 +34,7 @@ def test_float16_training_loss_falls(fp16_run):
     assert last < 0.8 * first, (first, last)
 
 
-def test_float16_resume_is_exact(fp16_run, two_crops, tmp_path, caplog):
+def test_float16_resume_is_exact(fp16_run, two_crops, tmp_path, caplog):  # noqa: F811
     caplog.set_level(logging.INFO, logger="ipt")
     assert train_main(fp16_args(tmp_path, two_crops, 20, "--resume", str(fp16_run / "ipt_sr_x2_step10.ckpt"))) == 0
     assert "graph_form auto: native for float16" in caplog.text

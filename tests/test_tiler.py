@@ -135,7 +135,7 @@ def whole_image_restore(image, run_batch, scale, patch_size=48, tile_batch=8, mo
     h, w = image.shape[:2]
     plan = make_plan(h, w, scale, patch_size, mode)
     padded = pad_to_patch(image, patch_size)
-    p, t_out = plan.patch_size, plan.tile_out
+    p = plan.patch_size
     acc = np.zeros((plan.padded_height * scale, plan.padded_width * scale, 3), np.float32)
     wsum = np.zeros(acc.shape[:2], np.float32)
     weight = plan.weight_2d()
