@@ -307,7 +307,7 @@ class IPTTaskNet(nn.Cell):
         self.scale = adapter.scale
         self.patch_size = ipt.config.patch_size
         self.head, self.tail, self.query, self.body = adapter.head, adapter.tail, adapter.query, ipt.body
-        # per-channel mean as BiasAdd vectors (x - m == x + (-m) exactly); see layers.add_table for why not Add
+        # per-channel mean as BiasAdd vectors (x - m == x + (-m) exactly); see cpu_kernels.CpuAddTable for why not Add
         self.mean = numpy_constant([m * ipt.config.rgb_range for m in RGB_MEAN], (3,))
         self.neg_mean = numpy_constant([-m * ipt.config.rgb_range for m in RGB_MEAN], (3,))
         self.bias_add = ops.BiasAdd()
