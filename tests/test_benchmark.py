@@ -203,7 +203,7 @@ def test_op_profile_tiny_run(tmp_path):
     data = json.loads(out.read_text())
     ops = {o["op_type"]: o for o in data["ops"]}
     assert {"MatMul", "BatchMatMul", "Conv2D", "Softmax"} <= set(ops)
-    assert "Gather" not in ops  # batch 1: the attention takes its heads with no copies (cpu_kernels.CpuMultiheadAttention)
+    assert "Gather" not in ops  # batch 1: the cpu form's attention takes its heads with no copies
     assert sum(o["share"] for o in data["ops"]) == pytest.approx(1.0)
     assert data["sum_ms_per_call"] == pytest.approx(sum(o["ms_per_call"] for o in data["ops"]))
     assert data["config"]["n_feats"] == 4 and data["matmul_peak_gflops"] > 0
