@@ -26,7 +26,8 @@ from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
 from src.runtime import distributed_device_id, init_data_parallel, launched_world_size, log, setup
 from src.tasks import check_task_list, get_task, pick_task
-from src.training import Trainer, opt_state_path
+from src.train_outputs import check_output_dir, latest_checkpoint, remove_earlier_outputs
+from src.training import Trainer
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "train.yaml"
 MODES = ("finetune", "pretrain")
@@ -71,24 +72,22 @@ def resolve_compute_dtype(value, device_target):
     return value
 
 
-def latest_checkpoint(output_dir):
-    """The train.py checkpoint of the highest step in ``output_dir`` whose optimizer state is beside it (a run
-    killed while saving leaves the previous pair complete), or None."""
-    found = []
-    for path in Path(output_dir).glob("ipt_*_step*.ckpt"):
-        match = re.fullmatch(r"ipt_.+_step(\d+)\.ckpt", path.name)
-        if match and opt_state_path(path).is_file():
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
+def resume_path(cfg):
+    """The checkpoint this run continues: ``resume`` as given, for ``auto`` the newest consistent checkpoint in
+    output_dir (``_last`` included), None to start afresh."""
+    if cfg.resume != "auto":
+        return cfg.resume or None
+    found = latest_checkpoint(cfg.output_dir)
+    if found is None:
+        log.info("resume auto: no checkpoint in %s yet, starting from the beginning", cfg.output_dir)
+        return None
+    log.info("resume auto: %s (step %d), the newest checkpoint in %s", found[0], found[1], cfg.output_dir)
+    return str(found[0])
 
 
-def load_start(cfg, batch):
-    """(LoadedWeights or None for a random init, first step, where the weights come from)."""
-    resume = cfg.resume
-    if resume == "auto":
-        resume = latest_checkpoint(cfg.output_dir)
-        if resume is None:
-            log.info("resume auto: no checkpoint in %s yet, starting from the beginning", cfg.output_dir)
+def load_start(cfg, batch, resume):
+    """(LoadedWeights or None for a random init, first step, where the weights come from), ``resume`` the
+    checkpoint to continue (``resume_path``) or None."""
     if resume:
         if cfg.ckpt_path:
             log.info("resume given: ckpt_path %s is not used", cfg.ckpt_path)
@@ -122,9 +121,9 @@ def model_spec(cfg, weights, tasks, source):
     return weights
 
 
-def check_architecture(cfg, weights, source):
+def check_architecture(cfg, weights, source, resumed):
     """A resumed run must continue the architecture its flags describe: a checkpoint of another one is refused."""
-    if not cfg.resume or weights is None:
+    if not resumed or weights is None:
         return
     saved, defaults = weights.config, load_yaml(DEFAULT_CONFIG)["model"]
     wanted = {k: v for k, v in cfg.model.to_dict().items() if v != defaults.get(k)}  # set by a --config or flag
@@ -144,22 +143,25 @@ def main(argv=None):
     if not cfg.data.train_dir:
         raise ConfigError("--data.train_dir is required (a folder of clean training images; sub-folders are read "
                           "too)")
+    compute_dtype = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, cfg.device_target),
+                          cfg.onednn_isa, distributed_device_id())
     images = list_images(cfg.data.train_dir, recursive=True)
     val_images = list_images(cfg.data.val_dir, recursive=True)[:cfg.data.val_images] if cfg.data.val_dir else []
     batch = cfg.data.batch_size
     world = launched_world_size()
-    if batch % world:  # before the cluster forms, so that every worker stops at once
+    # before the cluster forms, so that every worker stops at once
+    if batch % world:
         raise ConfigError(f"data.batch_size {batch} is the global batch; it must be divisible by the {world} "
                           f"workers")
-    compute_dtype = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, cfg.device_target),
-                          cfg.onednn_isa, distributed_device_id())
+    resume = resume_path(cfg)
+    check_output_dir(cfg.output_dir, resume, cfg.overwrite)
     rank, world = init_data_parallel()
     local_batch = batch // world
     if local_batch % cfg.loss.contrastive_groups:
         raise ConfigError(f"loss.contrastive_groups {cfg.loss.contrastive_groups} does not divide the batch of "
                           f"{local_batch} per worker")
-    weights, start, source = load_start(cfg, batch)
-    check_architecture(cfg, weights, source)
+    weights, start, source = load_start(cfg, batch, resume)
+    check_architecture(cfg, weights, source, resume)
     if pretrain:
         tasks = tuple(cfg.tasks)
     elif weights is None and not cfg.task:
@@ -174,6 +176,10 @@ def main(argv=None):
                           "(e.g. RainTrainL rainstreak-*.png) to add to the clean images")
     if start >= cfg.steps:
         raise ConfigError(f"{source} is already at step {start}; set --steps above it to train on")
+    if cfg.overwrite and rank == 0:
+        removed = remove_earlier_outputs(cfg.output_dir)
+        if removed:
+            log.info("overwrite: removed %d file(s) of an earlier run from %s", removed, cfg.output_dir)
     spec = model_spec(cfg, weights, tasks, source)
     pairs = TrainPairs(images, tasks[0] if len(tasks) == 1 else tasks, (cfg.steps - start) * local_batch,
                        cfg.data.lr_patch_size, cfg.data.seed, cfg.data.augment, rain, start=start * local_batch,

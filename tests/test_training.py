@@ -22,7 +22,7 @@ from src.config import Config
 from src.data.degradations import (add_noise, augment, bicubic_downscale, degrade, imresize, random_crop,
                                    resize_weights)
 from src.data.train_dataset import TrainPairs
-from src.errors import ImageError
+from src.errors import ConfigError, ImageError
 from src.models.ipt import IPT, IPTConfig
 from src.training import LOSS_SCALE_INIT, Trainer, learning_rate
 from train import main as train_main
@@ -210,6 +210,59 @@ def test_resume_continues_exactly(trained, two_crops, tmp_path, caplog):
         assert np.array_equal(resumed.params[name], value), name
     before = read_losses(trained / "loss.csv")
     assert read_losses(tmp_path / "loss.csv") == {s: before[s] for s in range(13, 25)}
+
+
+def test_resume_auto_continues_from_last(trained, two_crops, tmp_path, caplog):
+    """A finished run that kept only ``_last`` (step 12) goes on to step 24 with ``--resume auto --steps 24`` and
+    ends exactly where the uninterrupted 24-step run does."""
+    assert train_main(train_args(tmp_path, two_crops, 12, "--save_every", "0")) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["ipt_sr_x2_last.ckpt", "ipt_sr_x2_last.opt.ckpt"]
+    caplog.set_level(logging.INFO, logger="ipt")
+    assert train_main(train_args(tmp_path, two_crops, 24, "--resume", "auto")) == 0
+    assert f"resume auto: {tmp_path / 'ipt_sr_x2_last.ckpt'} (step 12)" in caplog.text
+    resumed, straight = read_weights(tmp_path / "ipt_sr_x2_last.ckpt"), read_weights(trained / "ipt_sr_x2_last.ckpt")
+    assert resumed.extra["step"] == 24
+    for name, value in straight.params.items():
+        assert np.array_equal(resumed.params[name], value), name
+    assert read_losses(tmp_path / "loss.csv") == read_losses(trained / "loss.csv")
+
+
+def test_latest_checkpoint_is_the_newest_consistent_pair(trained, tmp_path):
+    """``_last`` counts by the step stored in it; a pair whose optimizer state is of another step (a save cut
+    short) is passed over."""
+    import shutil
+    from src.train_outputs import latest_checkpoint
+
+    assert latest_checkpoint(tmp_path) is None
+    for name in ("ipt_sr_x2_step12.ckpt", "ipt_sr_x2_step12.opt.ckpt"):
+        shutil.copy(trained / name, tmp_path / name)
+    shutil.copy(trained / "ipt_sr_x2_step24.ckpt", tmp_path / "ipt_sr_x2_last.ckpt")
+    shutil.copy(trained / "ipt_sr_x2_step12.opt.ckpt", tmp_path / "ipt_sr_x2_last.opt.ckpt")  # step 12: mismatch
+    assert latest_checkpoint(tmp_path) == (tmp_path / "ipt_sr_x2_step12.ckpt", 12)
+    shutil.copy(trained / "ipt_sr_x2_step24.opt.ckpt", tmp_path / "ipt_sr_x2_last.opt.ckpt")
+    assert latest_checkpoint(tmp_path) == (tmp_path / "ipt_sr_x2_last.ckpt", 24)
+
+
+def test_a_run_never_overwrites_another_runs_files(trained, two_crops, tmp_path):
+    """A new run, or one resuming an older checkpoint, in a folder with another run's checkpoints refuses to
+    start and changes nothing; ``--overwrite true`` replaces that run's files."""
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(trained, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    older = [["--resume", str(folder / "ipt_sr_x2_step12.ckpt")] for folder in (out, trained)]
+    for extra in [[], *older]:
+        with pytest.raises(ConfigError, match=re.escape(
+                f"output_dir {out} holds another run's files (its newest checkpoint is ipt_sr_x2_step24.ckpt (step "
+                f"24)); this run would overwrite them: continue it with --resume auto, choose another --output_dir, "
+                f"or pass --overwrite true")):
+            train_main(train_args(out, two_crops, 30, *extra))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert train_main(train_args(out, two_crops, 2, "--overwrite", "true")) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ipt_sr_x2_last.ckpt", "ipt_sr_x2_last.opt.ckpt", "loss.csv",
+                                                      "loss.png"]
+    assert read_weights(out / "ipt_sr_x2_last.ckpt").extra["step"] == 2
+    assert sorted(read_losses(out / "loss.csv")) == [1, 2]
 
 
 def test_fine_tune_one_task_of_the_official_pretrained_file(two_crops, tmp_path):
