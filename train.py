@@ -24,7 +24,7 @@ from src.data.image_io import list_images
 from src.data.train_dataset import TrainPairs, UnusableFiles, batches
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
-from src.runtime import distributed_device_id, init_data_parallel, launched_world_size, log, setup
+from src.runtime import choose_device, distributed_device_id, init_data_parallel, launched_world_size, log, setup
 from src.tasks import check_task_list, get_task, pick_task
 from src.train_outputs import check_output_dir, latest_checkpoint, remove_earlier_outputs
 from src.training import Trainer
@@ -143,8 +143,9 @@ def main(argv=None):
     if not cfg.data.train_dir:
         raise ConfigError("--data.train_dir is required (a folder of clean training images; sub-folders are read "
                           "too)")
-    compute_dtype = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, cfg.device_target),
-                          cfg.onednn_isa, distributed_device_id())
+    device = choose_device(cfg.device_target)[0]  # what setup() takes, for compute_dtype auto
+    compute_dtype = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, device), cfg.onednn_isa,
+                          distributed_device_id())
     images = list_images(cfg.data.train_dir, recursive=True)
     val_images = list_images(cfg.data.val_dir, recursive=True)[:cfg.data.val_images] if cfg.data.val_dir else []
     batch = cfg.data.batch_size

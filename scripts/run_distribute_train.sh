@@ -3,7 +3,7 @@
 # Ascend/GPU; CPU works too), gradients averaged over all of them, data.batch_size the global batch.
 #
 #   bash scripts/run_distribute_train.sh WORKERS DATA_DIR [train.py flags...]
-#   bash scripts/run_distribute_train.sh 8 imagenet/train --config configs/pretrain.yaml --device_target Ascend
+#   bash scripts/run_distribute_train.sh 8 imagenet/train --config configs/pretrain.yaml
 #   bash scripts/run_distribute_train.sh 2 photos --config configs/pretrain_tiny.yaml --steps 4 --output_dir out
 #
 # Several machines: run the same command on each, with the same WORKERS (workers per machine) and

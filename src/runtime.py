@@ -4,6 +4,12 @@ and data-parallel training's communication (``init_data_parallel``).
 Every entry point (eval, train, export, convert, the benchmarks, the test suite) calls ``setup()`` once, before any
 kernel runs.
 
+The device: ``device_target`` is ``auto`` (Ascend when MindSpore can use an Ascend device here, else GPU, else CPU)
+or one of them. What MindSpore can use is asked from MindSpore itself (``mindspore.device_context.ascend`` / ``.gpu``:
+``is_available()``, whether this MindSpore package has the backend, then ``device_count()``, the devices it sees).
+``setup()`` logs the choice and the reason as its first line; a device MindSpore cannot use here is a ConfigError
+naming the ones it can, raised before anything else is set up.
+
 The CPU kernel choice: on CPUs with AVX-512, MindSpore 2.10's oneDNN (v3.10) runs plain-layout (NCHW) convolutions
 with ``jit_uni_ncsp:conv+ref:any``, a reference kernel at about 1 GFLOP/s, i.e. 100x slower than its GEMM-based
 convolution. Capping oneDNN's instruction set at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) makes it pick
@@ -22,6 +28,7 @@ import mindspore as ms
 from src.errors import ConfigError
 
 DTYPES = {"float32": ms.float32, "float16": ms.float16}
+DEVICES = ("Ascend", "GPU", "CPU")  # device_target auto: the first one MindSpore can use
 ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
 # Values oneDNN 3.x accepts for ONEDNN_MAX_CPU_ISA (upper case).
 ONEDNN_ISAS = ("DEFAULT", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
@@ -29,6 +36,7 @@ ONEDNN_ISAS = ("DEFAULT", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "A
                "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16")
 log = logging.getLogger("ipt")
 cpu_kernels = None  # what setup() decided about the CPU kernels in this process (its log line)
+device = None  # the device setup() chose in this process
 
 
 def cpu_description(cpuinfo_path="/proc/cpuinfo"):
@@ -73,24 +81,81 @@ def configure_cpu_kernels(setting="auto", environ=None, cpuinfo_path="/proc/cpui
     return f"CPU {model}: {why}"
 
 
-def setup(device_target="CPU", compute_dtype="float32", onednn_isa="auto", device_id=None):
-    """Graph mode on ``device_target`` (``device_id``: which device; None = MindSpore's choice), with the CPU kernel
-    choice above on CPU; returns the MindSpore dtype for ``compute_dtype``. Logs to stderr."""
+def usable_devices():
+    """{device: how many} of the accelerators MindSpore can use in this process, asked from
+    ``mindspore.device_context.<ascend|gpu>`` (``is_available()``: the package has the backend; ``device_count()``:
+    the devices it sees), plus ``{"CPU": 1}``; and {accelerator: why it cannot be used} for the others."""
+    from mindspore import device_context
+    found, missing = {}, {}
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # MindSpore warns about every backend its package lacks: the answer says it
+    try:
+        for name in ("Ascend", "GPU"):
+            backend = getattr(device_context, name.lower())
+            if not backend.is_available():
+                missing[name] = f"this MindSpore package has no {name} support"
+                continue
+            try:
+                count = int(backend.device_count())
+            except RuntimeError as exc:
+                count, why = 0, str(exc).strip().splitlines()[0][:120] if str(exc).strip() else "an error"
+            else:
+                why = "it sees none"
+            if count > 0:
+                found[name] = count
+            else:
+                missing[name] = f"MindSpore has {name} support but no {name} device ({why})"
+    finally:
+        logging.disable(disabled)
+    found["CPU"] = 1
+    return found, missing
+
+
+def choose_device(setting="auto"):
+    """(device target, why) for the ``device_target`` value ``setting``: ``auto`` takes the first of DEVICES that
+    MindSpore can use here; a named device must be usable. ConfigError otherwise, naming what MindSpore can use."""
+    names = {d.lower(): d for d in DEVICES}
+    key = str(setting).strip().lower()
+    if key != "auto" and key not in names:
+        raise ConfigError(f"device_target {setting!r}; expected auto, {', '.join(DEVICES[:-1])} or {DEVICES[-1]}")
+    found, missing = usable_devices()
+    can_use = ", ".join(f"{d} ({n} device{'s' * (n > 1)})" if d != "CPU" else d for d, n in found.items())
+    version = f"MindSpore {ms.__version__}"
+    if key == "auto":
+        target = next(d for d in DEVICES if d in found)
+        if target == "CPU":
+            return target, f"device_target auto: CPU, the only device {version} can use here " \
+                           f"({'; '.join(missing.values())})"
+        return target, f"device_target auto: {target}, {version} sees {found[target]} {target} device(s)"
+    target = names[key]
+    if target not in found:
+        raise ConfigError(f"device_target {target}: {version} cannot use {target} here ({missing[target]}); it can use "
+                          f"{can_use}: pass --device_target auto or one of those, or install the MindSpore package "
+                          f"built for {target}")
+    return target, f"device_target {target} as configured ({version} can use {can_use})"
+
+
+def setup(device_target="auto", compute_dtype="float32", onednn_isa="auto", device_id=None):
+    """Graph mode on ``device_target`` (``choose_device``; ``device_id``: which device, None = MindSpore's choice),
+    with the CPU kernel choice above on CPU; returns the MindSpore dtype for ``compute_dtype``. Logs to stderr, the
+    device chosen and why first."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if device_target not in ("CPU", "GPU", "Ascend"):
-        raise ConfigError(f"device_target {device_target!r}; expected CPU, GPU or Ascend")
+    target, why = choose_device(device_target)
+    global device
+    device = target
+    log.info("%s", why)
     if compute_dtype not in DTYPES:
         raise ConfigError(f"compute_dtype {compute_dtype!r}; expected one of {', '.join(DTYPES)}")
-    if device_target == "CPU":
+    if target == "CPU":
         global cpu_kernels
         cpu_kernels = configure_cpu_kernels(onednn_isa)
         log.info("%s", cpu_kernels)
     ms.set_context(mode=ms.GRAPH_MODE)
     try:
-        ms.set_device(device_target, device_id)
+        ms.set_device(target, device_id)
     except RuntimeError as e:
         reason = str(e).strip().split(". ")[0]
-        raise ConfigError(f"device_target {device_target} is not usable with this MindSpore installation: {reason}. "
+        raise ConfigError(f"device_target {target} is not usable with this MindSpore installation: {reason}. "
                           "Install the MindSpore package built for it, or use another --device_target") from None
     return DTYPES[compute_dtype]
 
