@@ -122,7 +122,8 @@ def test_train_pairs_shapes(photos, two_crops, task, scale):
     rain = sorted(two_crops.iterdir()) if task == "derain" else ()
     pairs = TrainPairs(sorted(photos.iterdir()), task, length=4, rain_images=rain)
     assert len(pairs) == 4
-    lr, hr, skipped = pairs[3]
+    lr, hr, skipped, digest = pairs[3]
+    assert digest.shape == (8,) and digest.dtype == np.uint8
     assert (skipped == -1).all()
     assert lr.shape == (3, 48, 48) and hr.shape == (3, 48 * scale, 48 * scale)
     assert lr.dtype == hr.dtype == np.float32 and lr.flags.c_contiguous
@@ -265,6 +266,19 @@ def test_a_run_never_overwrites_another_runs_files(trained, two_crops, tmp_path)
     assert sorted(read_losses(out / "loss.csv")) == [1, 2]
 
 
+def test_divergence_is_reported_at_the_next_log_step(two_crops, tmp_path):
+    """Losses are read at log steps only: a loss that turns non-finite is an error naming its step, raised when
+    the losses are read, before any checkpoint of the diverged model is written."""
+    from src.errors import IPTError
+
+    with pytest.raises(IPTError, match=r"the loss is (nan|inf) at step (\d+) \(sr_x2; read at step (4|8)\): training "
+                                       r"diverged") as raised:
+        train_main(train_args(tmp_path, two_crops, 8, "--optim.lr", "1e30", "--log_every", "4", "--save_every", "4"))
+    step, read = map(int, re.search(r"at step (\d+) .*read at step (\d+)", str(raised.value)).groups())
+    assert read - 4 < step <= read
+    assert not list(tmp_path.glob(f"ipt_sr_x2_step{read}.ckpt")) and not (tmp_path / "ipt_sr_x2_last.ckpt").exists()
+
+
 def test_fine_tune_one_task_of_the_official_pretrained_file(two_crops, tmp_path):
     """The 6-task PyTorch fixture: denoise_30 is trained and kept alone; the other tasks are dropped."""
     pretrained = ROOT / "tests" / "fixtures" / "ipt_tiny_pretrain_zip.pt"
@@ -282,6 +296,40 @@ def test_fine_tune_one_task_of_the_official_pretrained_file(two_crops, tmp_path)
 def test_learning_rate_milestones():
     optim = Config(lr=4e-5, gamma=0.5, milestones=[2, 4])
     assert [learning_rate(optim, s) for s in range(6)] == [4e-5, 4e-5, 2e-5, 2e-5, 1e-5, 1e-5]
+
+
+def test_learning_rate_schedule_runs_in_the_graph(tiny_config):
+    """The milestone schedule is evaluated in the step graph (no rate is set from the host): four steps crossing
+    milestones 1 and 3 end with the parameters of the same four steps with Adam's rate set from the host, as
+    ``learning_rate`` gives it, before each step."""
+    from mindspore import nn
+    from src.losses import L1Loss, RestorationLoss
+    from src.training import TrainStep
+
+    optim = Config(lr=1e-3, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, clip_grad_norm=0.0, milestones=[3, 1],
+                   gamma=0.1)
+    rng = np.random.default_rng(1)
+    lr = ms.Tensor(rng.uniform(0, 255, (2, 3, 48, 48)).astype(np.float32))
+    hr = ms.Tensor(rng.uniform(0, 255, (2, 3, 96, 96)).astype(np.float32))
+    start = {p.name: p.asnumpy().copy() for p in IPT(tiny_config()).get_parameters()}
+    nets = []
+    for _ in range(2):
+        ipt = IPT(tiny_config())
+        for p in ipt.get_parameters():
+            p.set_data(ms.Tensor(start[p.name]))
+        nets.append(ipt)
+    trainer = Trainer(nets[0], "sr_x2", optim)
+    for _ in range(4):
+        trainer.train_step("sr_x2")(lr, hr)
+    assert int(trainer.schedule.completed.asnumpy()) == 4
+    adam = nn.Adam(nets[1].task_net("sr_x2").trainable_params(), learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
+    step = TrainStep(RestorationLoss(nets[1].task_net("sr_x2"), L1Loss()), adam)
+    step.set_train()
+    for s in range(4):
+        adam.learning_rate.set_data(ms.Tensor(learning_rate(optim, s), ms.float32))
+        step(lr, hr)
+    for p in nets[1].get_parameters():
+        np.testing.assert_array_equal(nets[0].parameters_dict()[p.name].asnumpy(), p.asnumpy(), err_msg=p.name)
 
 
 def test_loss_scaling_step_matches_and_skips_overflow(tiny_config):

@@ -5,6 +5,7 @@ permutation of the folder every pass), where to crop, the noise, the rain layer 
 ``numpy.random.default_rng([seed, g])``. A run that resumes at step ``s`` therefore sees exactly the samples the
 uninterrupted run would have seen, whatever the worker count.
 """
+import hashlib
 import logging
 import re
 
@@ -34,6 +35,7 @@ def check_size(image, min_side, path):
 
 
 MAX_SKIPS = 8  # unusable image files one sample can report (it skips any number of them)
+DIGEST_BYTES = 8
 
 
 def task_for_step(tasks, seed, step):
@@ -44,10 +46,12 @@ def task_for_step(tasks, seed, step):
 
 
 class TrainPairs:
-    """Random-access source of (lr, hr, skipped) samples for one task or, one task per step, for several.
+    """Random-access source of (lr, hr, skipped, digest) samples for one task or, one task per step, for several.
 
     ``lr`` and ``hr`` are float32 CHW on 0..255; ``skipped`` (int64, MAX_SKIPS) lists the indices in ``images`` of
-    unusable files this sample passed over (-1 padded), so that the training process can count and report them.
+    unusable files this sample passed over (-1 padded), so that the training process can count and report them;
+    ``digest`` (uint8, DIGEST_BYTES) is a hash of ``lr``'s bytes, made here (in the data workers) so that the
+    training process can tell which inputs it trained on without reading them back.
 
     Item ``i`` of this shard is sample ``(start + i) * num_shards + shard_id`` of the stream, so ``num_shards``
     data-parallel ranks with the same seed together read consecutive samples and never the same one. ``start`` is
@@ -144,15 +148,19 @@ class TrainPairs:
             lr, hr = augment((lr, hr), rng)
         reported = np.full(MAX_SKIPS, -1, np.int64)
         reported[:min(len(skipped), MAX_SKIPS)] = skipped[:MAX_SKIPS]
-        return lr.transpose(2, 0, 1).copy(), hr.transpose(2, 0, 1).copy(), reported
+        lr = lr.transpose(2, 0, 1).copy()
+        digest = np.frombuffer(hashlib.blake2b(lr.tobytes(), digest_size=DIGEST_BYTES).digest(), np.uint8)
+        return lr, hr.transpose(2, 0, 1).copy(), reported, digest
 
 
 def batches(source, batch_size, num_workers=1):
-    """Iterate ``source`` in order as (lr, hr, skipped) Tensor batches through a GeneratorDataset (``num_workers`` > 1:
-    worker processes). An IPTError raised inside a worker comes out as itself, not as the pipeline's report."""
-    dataset = ds.GeneratorDataset(source, column_names=["lr", "hr", "skipped"], shuffle=False,
+    """Iterate ``source`` in order as (lr, hr, skipped, digest) NumPy batches through a GeneratorDataset
+    (``num_workers`` > 1: worker processes). NumPy, so that the training loop reads ``skipped`` and ``digest``
+    without waiting for the device. An IPTError raised inside a worker comes out as itself, not as the pipeline's
+    report."""
+    dataset = ds.GeneratorDataset(source, column_names=["lr", "hr", "skipped", "digest"], shuffle=False,
                                   num_parallel_workers=num_workers, python_multiprocessing=num_workers > 1)
-    iterator = dataset.batch(batch_size, drop_remainder=True).create_tuple_iterator(num_epochs=1)
+    iterator = dataset.batch(batch_size, drop_remainder=True).create_tuple_iterator(num_epochs=1, output_numpy=True)
     while True:
         try:
             batch = next(iterator)
