@@ -21,10 +21,11 @@ import mindspore as ms
 from src.checkpoint.loader import build_model, read_weights, select_tasks
 from src.config import load_yaml, parse_config
 from src.data.image_io import list_images
-from src.data.train_dataset import TrainPairs, UnusableFiles, batches
+from src.data.train_dataset import TrainPairs, UnusableFiles, batches, data_workers, first_usable_image
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
-from src.runtime import choose_device, distributed_device_id, init_data_parallel, launched_world_size, log, setup
+from src.runtime import (choose_device, distributed_device_id, init_data_parallel, launched_world_size,
+                         local_process_count, log, setup)
 from src.tasks import check_task_list, get_task, pick_task
 from src.train_outputs import check_output_dir, latest_checkpoint, remove_earlier_outputs
 from src.training import Trainer
@@ -37,7 +38,7 @@ def check_numbers(cfg):
     """Range checks of the keys (parse_config already checked the types)."""
     at_least = {"steps": (cfg.steps, 1), "log_every": (cfg.log_every, 1), "save_every": (cfg.save_every, 0),
                 "val_every": (cfg.val_every, 0),
-                "data.batch_size": (cfg.data.batch_size, 1), "data.num_workers": (cfg.data.num_workers, 1),
+                "data.batch_size": (cfg.data.batch_size, 1),
                 "data.lr_patch_size": (cfg.data.lr_patch_size, 1), "optim.weight_decay": (cfg.optim.weight_decay, 0),
                 "optim.clip_grad_norm": (cfg.optim.clip_grad_norm, 0),
                 "loss.contrastive_groups": (cfg.loss.contrastive_groups, 1),
@@ -154,13 +155,16 @@ def main(argv=None):
     if batch % world:
         raise ConfigError(f"data.batch_size {batch} is the global batch; it must be divisible by the {world} "
                           f"workers")
-    resume = resume_path(cfg)
-    check_output_dir(cfg.output_dir, resume, cfg.overwrite)
-    rank, world = init_data_parallel()
     local_batch = batch // world
     if local_batch % cfg.loss.contrastive_groups:
         raise ConfigError(f"loss.contrastive_groups {cfg.loss.contrastive_groups} does not divide the batch of "
                           f"{local_batch} per worker")
+    resume = resume_path(cfg)
+    check_output_dir(cfg.output_dir, resume, cfg.overwrite)
+    workers, why = data_workers(cfg.data.num_workers, local_process_count())
+    log.info("%s", why)
+    first_usable_image(images, cfg.data.lr_patch_size, cfg.data.seed)
+    rank, world = init_data_parallel()
     weights, start, source = load_start(cfg, batch, resume)
     check_architecture(cfg, weights, source, resume)
     if pretrain:
@@ -185,8 +189,8 @@ def main(argv=None):
     pairs = TrainPairs(images, tasks[0] if len(tasks) == 1 else tasks, (cfg.steps - start) * local_batch,
                        cfg.data.lr_patch_size, cfg.data.seed, cfg.data.augment, rain, start=start * local_batch,
                        num_shards=world, shard_id=rank, batch_size=local_batch, procedural_rain=not rain)
-    stream = batches(pairs, local_batch, cfg.data.num_workers)
-    first = next(stream)  # a folder without any usable image fails now, before the model is built
+    stream = batches(pairs, local_batch, workers)
+    first = next(stream)  # the workers start now, before the model is built
     ms.set_seed(cfg.data.seed)
     ipt = IPT(spec, compute_dtype) if weights is None else build_model(spec, compute_dtype, source)
     weight = cfg.loss.contrastive_weight

@@ -179,6 +179,13 @@ def launched_world_size():
     return int(os.environ.get("MS_WORKER_NUM" if how == "msrun" else "RANK_SIZE", "1") or 1)
 
 
+def local_process_count():
+    """The training processes on this machine: IPT_LOCAL_WORKERS (set by the launch scripts), else the launcher's
+    world size (all machines' processes: an overestimate with several machines), 1 standalone."""
+    value = os.environ.get("IPT_LOCAL_WORKERS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else launched_world_size()
+
+
 def distributed_device_id():
     """The device a rank-table process must use (its DEVICE_ID); None otherwise (msrun negotiates it)."""
     if launched_distributed() == "rank_table":

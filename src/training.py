@@ -139,14 +139,15 @@ class MilestoneSchedule(LearningRateSchedule):
 
 
 class CountedStep(nn.Cell):
-    """``step(lr, hr)`` (a TrainStep), then one more completed step on ``schedule``'s count, in one graph."""
+    """``step(lr, hr)`` (a TrainStep) with ``hr`` made float32 (the data stream sends it as uint8), then one more
+    completed step on ``schedule``'s count, in one graph."""
 
     def __init__(self, step, schedule):
         super().__init__(auto_prefix=False)
         self.step, self.completed = step, schedule.completed
 
     def construct(self, lr, hr):
-        values = self.step(lr, hr)
+        values = self.step(lr, hr.astype(ms.float32))
         ops.assign_add(self.completed, ops.ones((), ms.int32))
         return values
 

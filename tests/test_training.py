@@ -126,7 +126,7 @@ def test_train_pairs_shapes(photos, two_crops, task, scale):
     assert digest.shape == (8,) and digest.dtype == np.uint8
     assert (skipped == -1).all()
     assert lr.shape == (3, 48, 48) and hr.shape == (3, 48 * scale, 48 * scale)
-    assert lr.dtype == hr.dtype == np.float32 and lr.flags.c_contiguous
+    assert lr.dtype == np.float32 and hr.dtype == np.uint8 and lr.flags.c_contiguous
     assert 0 <= lr.min() and lr.max() <= 255 and 0 <= hr.min() and hr.max() <= 255
     assert np.array_equal(lr, np.round(lr)) == (task != "denoise_30" and task != "denoise_50")
     with pytest.raises(IndexError):
@@ -148,6 +148,14 @@ def test_train_pairs_are_a_function_of_seed_and_index(photos):
     np.testing.assert_array_equal(shard[1][0], a[3][0])
     passes = [[a.image_for(g) for g in range(k, k + 3)] for k in (0, 3)]  # each pass uses every image once
     assert sorted(passes[0]) == sorted(passes[1]) == [str(p) for p in images] and passes[0] != passes[1]
+
+
+def test_num_workers_auto_splits_the_cores():
+    from src.data.train_dataset import data_workers
+
+    assert data_workers("auto", 1, cores=2)[0] == 2 and data_workers("auto", 8, cores=192)[0] == 24
+    assert data_workers("auto", 4, cores=2)[0] == 1  # at least one each
+    assert data_workers(3, 1, cores=4) == (3, "data.num_workers 3")
 
 
 def test_too_small_images_are_refused(tmp_path):
@@ -385,6 +393,12 @@ def bad_inputs(tmp_path_factory):
     (["--data.train_dir", "{d}/tiny", "--task", "sr_x2"], "small.png: 30x40 pixels is too small for training"),
     (["--data.train_dir", "{d}/good", "--task", "derain"], "derain training needs --data.rain_dir"),
     (["--data.train_dir", "{d}/good", "--resume", "{d}/sr_x2.ckpt"], "not a checkpoint written by train.py"),
+    (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--data.num_workers", "0"],
+     "data.num_workers is 0; expected auto or a count from 1 to"),
+    (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--data.num_workers", "100000"],
+     "data.num_workers is 100000; expected auto or a count from 1 to"),
+    (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--data.num_workers", "many"],
+     "data.num_workers is 'many'; expected auto or a count from 1 to"),
 ])
 def test_bad_input_is_one_line(bad_inputs, args, message):
     args = [a.format(d=bad_inputs) for a in args]
