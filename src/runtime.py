@@ -195,8 +195,10 @@ def distributed_device_id():
 
 def init_data_parallel():
     """(rank, world size) of this process; (0, 1) when standalone. Under msrun or a rank table: initialises
-    communication (``mindspore.communication.init``) and the data-parallel context (gradients averaged over the
-    ranks). Call after ``setup``."""
+    communication (``mindspore.communication.init``); the gradients are averaged over the ranks by the step's own
+    ``nn.DistributedGradReducer`` (mean, degree = world size), MindSpore's data-parallel set-up for a functional
+    training step, which needs no auto-parallel context (``set_auto_parallel_context`` is marked for deprecation).
+    Call after ``setup``. A cluster that does not form is a ConfigError naming this process's view of it."""
     how = launched_distributed()
     if how is None:
         return 0, 1
@@ -204,12 +206,36 @@ def init_data_parallel():
     try:
         init()
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
-        raise ConfigError(f"data-parallel start ({how}) failed: {reason}") from None
+        reason = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"data-parallel start ({how}) failed: {reason[:160]}{cluster_hint(how, reason)}") from None
     rank, size = get_rank(), get_group_size()
-    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=size)
+    if size != launched_world_size():
+        raise ConfigError(f"this worker was started for {launched_world_size()} workers in all but its cluster has "
+                          f"{size}{cluster_hint(how, 'size')}")
     log.info("data parallel (%s): rank %d of %d", how, rank, size)
     return rank, size
+
+
+def cluster_hint(how, reason="", environ=None):
+    """The likely cause of a cluster that did not form as launched, from MindSpore's ``reason``, with this
+    process's view of the cluster and what to check (msrun only)."""
+    environ = os.environ if environ is None else environ
+    if how != "msrun":
+        return ""
+    nodes, node_rank = environ.get("IPT_NODES", "?"), environ.get("IPT_NODE_RANK", "?")
+    twice = re.search(r"Repeated registration node: (\d+)", reason)
+    if twice:
+        cause = (f"rank {twice.group(1)} was started twice: two machines run with the same IPT_NODE_RANK "
+                 f"{node_rank}")
+    elif "timed out" in reason or "not successfully spawned" in reason:
+        cause = "not every worker joined within the cluster time-out (IPT_CLUSTER_TIMEOUT)"
+    else:
+        cause = "the machines do not agree on the cluster"
+    return (f"; {cause} (this process: rank {environ.get('MS_NODE_ID', '?')} of MS_WORKER_NUM "
+            f"{environ.get('MS_WORKER_NUM', '?')}, IPT_NODE_RANK {node_rank} of IPT_NODES {nodes}, scheduler "
+            f"{environ.get('MS_SCHED_HOST', '?')}:{environ.get('MS_SCHED_PORT', '?')}): every machine must start the "
+            f"launcher with the same WORKERS, IPT_NODES, IPT_MASTER_ADDR and IPT_MASTER_PORT, each with its own "
+            f"IPT_NODE_RANK, and reach the scheduler")
 
 
 def parse_onednn_verbose(text):
