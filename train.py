@@ -12,7 +12,6 @@ plus ``loss.csv``/``loss.png`` and, with validation, ``val.csv``/``val.png``. Ev
 flag (``python train.py --help``).
 """
 import itertools
-import re
 import sys
 from pathlib import Path
 
@@ -21,12 +20,14 @@ import mindspore as ms
 from src.checkpoint.loader import build_model, read_weights, select_tasks
 from src.config import load_yaml, parse_config
 from src.data.image_io import list_images
-from src.data.train_dataset import TrainPairs, UnusableFiles, batches
+from src.data.train_dataset import TrainPairs, UnusableFiles, batches, data_workers, first_usable_image
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
-from src.runtime import distributed_device_id, init_data_parallel, launched_world_size, log, setup
+from src.runtime import (choose_device, distributed_device_id, init_data_parallel, launched_world_size,
+                         local_process_count, log, setup)
 from src.tasks import check_task_list, get_task, pick_task
-from src.training import Trainer, opt_state_path
+from src.train_outputs import check_output_dir, latest_checkpoint, remove_earlier_outputs
+from src.training import Trainer
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "train.yaml"
 MODES = ("finetune", "pretrain")
@@ -36,7 +37,7 @@ def check_numbers(cfg):
     """Range checks of the keys (parse_config already checked the types)."""
     at_least = {"steps": (cfg.steps, 1), "log_every": (cfg.log_every, 1), "save_every": (cfg.save_every, 0),
                 "val_every": (cfg.val_every, 0),
-                "data.batch_size": (cfg.data.batch_size, 1), "data.num_workers": (cfg.data.num_workers, 1),
+                "data.batch_size": (cfg.data.batch_size, 1),
                 "data.lr_patch_size": (cfg.data.lr_patch_size, 1), "optim.weight_decay": (cfg.optim.weight_decay, 0),
                 "optim.clip_grad_norm": (cfg.optim.clip_grad_norm, 0),
                 "loss.contrastive_groups": (cfg.loss.contrastive_groups, 1),
@@ -71,24 +72,22 @@ def resolve_compute_dtype(value, device_target):
     return value
 
 
-def latest_checkpoint(output_dir):
-    """The train.py checkpoint of the highest step in ``output_dir`` whose optimizer state is beside it (a run
-    killed while saving leaves the previous pair complete), or None."""
-    found = []
-    for path in Path(output_dir).glob("ipt_*_step*.ckpt"):
-        match = re.fullmatch(r"ipt_.+_step(\d+)\.ckpt", path.name)
-        if match and opt_state_path(path).is_file():
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
+def resume_path(cfg):
+    """The checkpoint this run continues: ``resume`` as given, for ``auto`` the newest consistent checkpoint in
+    output_dir (``_last`` included), None to start afresh."""
+    if cfg.resume != "auto":
+        return cfg.resume or None
+    found = latest_checkpoint(cfg.output_dir)
+    if found is None:
+        log.info("resume auto: no checkpoint in %s yet, starting from the beginning", cfg.output_dir)
+        return None
+    log.info("resume auto: %s (step %d), the newest checkpoint in %s", found[0], found[1], cfg.output_dir)
+    return str(found[0])
 
 
-def load_start(cfg, batch):
-    """(LoadedWeights or None for a random init, first step, where the weights come from)."""
-    resume = cfg.resume
-    if resume == "auto":
-        resume = latest_checkpoint(cfg.output_dir)
-        if resume is None:
-            log.info("resume auto: no checkpoint in %s yet, starting from the beginning", cfg.output_dir)
+def load_start(cfg, batch, resume):
+    """(LoadedWeights or None for a random init, first step, where the weights come from), ``resume`` the
+    checkpoint to continue (``resume_path``) or None."""
     if resume:
         if cfg.ckpt_path:
             log.info("resume given: ckpt_path %s is not used", cfg.ckpt_path)
@@ -122,9 +121,9 @@ def model_spec(cfg, weights, tasks, source):
     return weights
 
 
-def check_architecture(cfg, weights, source):
+def check_architecture(cfg, weights, source, resumed):
     """A resumed run must continue the architecture its flags describe: a checkpoint of another one is refused."""
-    if not cfg.resume or weights is None:
+    if not resumed or weights is None:
         return
     saved, defaults = weights.config, load_yaml(DEFAULT_CONFIG)["model"]
     wanted = {k: v for k, v in cfg.model.to_dict().items() if v != defaults.get(k)}  # set by a --config or flag
@@ -144,22 +143,29 @@ def main(argv=None):
     if not cfg.data.train_dir:
         raise ConfigError("--data.train_dir is required (a folder of clean training images; sub-folders are read "
                           "too)")
+    device = choose_device(cfg.device_target)[0]  # what setup() takes, for compute_dtype auto
+    compute_dtype, graph_form = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, device),
+                                      cfg.onednn_isa, distributed_device_id(), cfg.graph_form)
     images = list_images(cfg.data.train_dir, recursive=True)
     val_images = list_images(cfg.data.val_dir, recursive=True)[:cfg.data.val_images] if cfg.data.val_dir else []
     batch = cfg.data.batch_size
     world = launched_world_size()
-    if batch % world:  # before the cluster forms, so that every worker stops at once
+    # before the cluster forms, so that every worker stops at once
+    if batch % world:
         raise ConfigError(f"data.batch_size {batch} is the global batch; it must be divisible by the {world} "
                           f"workers")
-    compute_dtype, graph_form = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, cfg.device_target),
-                                      cfg.onednn_isa, distributed_device_id(), cfg.graph_form)
-    rank, world = init_data_parallel()
     local_batch = batch // world
     if local_batch % cfg.loss.contrastive_groups:
         raise ConfigError(f"loss.contrastive_groups {cfg.loss.contrastive_groups} does not divide the batch of "
                           f"{local_batch} per worker")
-    weights, start, source = load_start(cfg, batch)
-    check_architecture(cfg, weights, source)
+    resume = resume_path(cfg)
+    check_output_dir(cfg.output_dir, resume, cfg.overwrite)
+    workers, why = data_workers(cfg.data.num_workers, local_process_count())
+    log.info("%s", why)
+    first_usable_image(images, cfg.data.lr_patch_size, cfg.data.seed)
+    rank, world = init_data_parallel()
+    weights, start, source = load_start(cfg, batch, resume)
+    check_architecture(cfg, weights, source, resume)
     if pretrain:
         tasks = tuple(cfg.tasks)
     elif weights is None and not cfg.task:
@@ -174,12 +180,16 @@ def main(argv=None):
                           "(e.g. RainTrainL rainstreak-*.png) to add to the clean images")
     if start >= cfg.steps:
         raise ConfigError(f"{source} is already at step {start}; set --steps above it to train on")
+    if cfg.overwrite and rank == 0:
+        removed = remove_earlier_outputs(cfg.output_dir)
+        if removed:
+            log.info("overwrite: removed %d file(s) of an earlier run from %s", removed, cfg.output_dir)
     spec = model_spec(cfg, weights, tasks, source)
     pairs = TrainPairs(images, tasks[0] if len(tasks) == 1 else tasks, (cfg.steps - start) * local_batch,
                        cfg.data.lr_patch_size, cfg.data.seed, cfg.data.augment, rain, start=start * local_batch,
                        num_shards=world, shard_id=rank, batch_size=local_batch, procedural_rain=not rain)
-    stream = batches(pairs, local_batch, cfg.data.num_workers)
-    first = next(stream)  # a folder without any usable image fails now, before the model is built
+    stream = batches(pairs, local_batch, workers)
+    first = next(stream)  # the workers start now, before the model is built
     ms.set_seed(cfg.data.seed)
     ipt = (IPT(spec, compute_dtype, graph_form) if weights is None
            else build_model(spec, compute_dtype, source, graph_form))

@@ -111,7 +111,8 @@ def main(argv=None):
     train_dir, test_dir = write_photos(out)
     tiles = len(list(test_dir.iterdir()))
     common = ["--data.train_dir", train_dir, "--data.batch_size", args.batch, "--data.num_workers", 1,
-              "--optim.lr", args.lr, "--optim.milestones", "[]", "--log_every", 50, "--save_every", 0]
+              "--optim.lr", args.lr, "--optim.milestones", "[]", "--log_every", 50, "--save_every", 0,
+              "--overwrite", "true"]  # a rerun of the experiment replaces the previous one
     times = {"pretrain": train(args, "--config", "configs/pretrain_tiny.yaml", *common, "--steps",
                                args.pretrain_steps, "--output_dir", out / "pretrain")}
     val = ["--data.val_dir", test_dir, "--data.val_images", tiles, "--val_every", args.val_every]

@@ -83,5 +83,5 @@ Next:
   official weights    CKPT=IPT_sr2.pt TASKS=sr_x2 bash scripts/quickstart.sh
   your photos         $PY eval.py --ckpt_path $SR --input MY_PHOTOS --output restored/
   a real benchmark    $PY eval.py --ckpt_path IPT_sr2.pt --task sr_x2 --benchmark benchmark/Set5 --tile_mode paper
-  more workers        bash scripts/run_distribute_train.sh 8 imagenet/train --config configs/pretrain.yaml --device_target Ascend
+  more workers        bash scripts/run_distribute_train.sh 8 imagenet/train --config configs/pretrain.yaml
 EOF

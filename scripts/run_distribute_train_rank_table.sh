@@ -46,7 +46,8 @@ RANK_SIZE=$(echo "$table" | head -n 1)
 source scripts/train_common.sh
 OUTPUT_DIR=$(output_dir_of "$@")
 mkdir -p "$OUTPUT_DIR/logs"
-export RANK_TABLE_FILE RANK_SIZE
+IPT_LOCAL_WORKERS=$(echo "$table" | tail -n +2 | grep -c .)  # this server's processes (data.num_workers auto)
+export RANK_TABLE_FILE RANK_SIZE IPT_LOCAL_WORKERS
 pids=()
 while read -r device_id rank_id; do
   if [ "${IPT_DRY_RUN:-0}" = 1 ]; then

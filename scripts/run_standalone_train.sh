@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Training in one process (one device, or the CPU):
 #   bash scripts/run_standalone_train.sh DATA_DIR [train.py flags...]
-#   bash scripts/run_standalone_train.sh DIV2K_train_HR --ckpt_path IPT_pretrain.pt --task sr_x2 --device_target GPU
+#   bash scripts/run_standalone_train.sh DIV2K_train_HR --ckpt_path IPT_pretrain.pt --task sr_x2
+# The device is device_target auto (Ascend, else GPU, else CPU: whatever MindSpore can use here; the first log line
+# says which and why) unless --device_target names one.
 # The log lines also go to OUTPUT_DIR/train.log (OUTPUT_DIR: --output_dir or train_output); the progress bar stays
 # on the terminal.
 set -euo pipefail

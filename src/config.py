@@ -2,7 +2,8 @@
 
 Every key of the default YAML, at any depth, is a flag: ``--lr 2e-4``, ``--model.num_layers=4``,
 ``--tasks "[sr_x2, derain]"``; a bare ``--flag`` sets a boolean to true and ``--config PATH`` merges another YAML
-whose keys must exist in the defaults. Precedence: defaults < ``--config`` files (in order) < other flags.
+whose keys must exist in the defaults. A key whose default is ``auto`` also takes an integer. Precedence: defaults <
+``--config`` files (in order) < other flags.
 Nothing here reads ``sys.argv`` or any file at import time.
 """
 import copy
@@ -24,6 +25,7 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
     list("-+0123456789."))
 
+AUTO = "auto"  # a default that also takes an integer (data.num_workers: auto or a count)
 _TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
                list: "a list like [a, b]", dict: "a mapping like {key: value}"}
 
@@ -131,7 +133,7 @@ def _checked(value, default, name: str, defaults: dict, prefix: str = ""):
     ``name`` is the dotted key ("" for the top level), ``prefix`` goes before it in messages ("--" for flags) and
     ``defaults`` is the whole default tree, for key suggestions. Mappings are checked key by key.
     """
-    if default is None:
+    if default is None or (default == AUTO and isinstance(value, int) and not isinstance(value, bool)):
         return value
     kind = next(t for t in (bool, int, float, str, list, dict) if isinstance(default, t))
     if kind is dict and isinstance(value, dict):
@@ -205,6 +207,8 @@ def _flag_value(name: str, raw, default, defaults: dict):
         if isinstance(default, bool):
             return True
         raise ConfigError(f"--{name}: expected a value")
+    if default == AUTO and re.fullmatch(r"[-+]?\d+", raw.strip()):
+        return int(raw)
     if isinstance(default, str):
         return raw
     try:

@@ -4,6 +4,12 @@ and data-parallel training's communication (``init_data_parallel``).
 Every entry point (eval, train, export, convert, the benchmarks, the test suite) calls ``setup()`` once, before any
 kernel runs.
 
+The device: ``device_target`` is ``auto`` (Ascend when MindSpore can use an Ascend device here, else GPU, else CPU)
+or one of them. What MindSpore can use is asked from MindSpore itself (``mindspore.device_context.ascend`` / ``.gpu``:
+``is_available()``, whether this MindSpore package has the backend, then ``device_count()``, the devices it sees).
+``setup()`` logs the choice and the reason as its first line; a device MindSpore cannot use here is a ConfigError
+naming the ones it can, raised before anything else is set up.
+
 The CPU kernel choice: on CPUs with AVX-512, MindSpore 2.10's oneDNN (v3.10) runs plain-layout (NCHW) convolutions
 with ``jit_uni_ncsp:conv+ref:any``, a reference kernel many times slower than its GEMM-based
 convolution. Capping oneDNN's instruction set at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) makes it pick
@@ -22,6 +28,7 @@ import mindspore as ms
 from src.errors import ConfigError
 from src.mindspore_log import quiet_known_warnings
 
+DEVICES = ("Ascend", "GPU", "CPU")  # device_target auto: the first one MindSpore can use
 ONEDNN_ISA_VAR = "ONEDNN_MAX_CPU_ISA"
 # Values oneDNN 3.x accepts for ONEDNN_MAX_CPU_ISA (upper case).
 ONEDNN_ISAS = ("DEFAULT", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
@@ -29,6 +36,7 @@ ONEDNN_ISAS = ("DEFAULT", "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "A
                "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16")
 log = logging.getLogger("ipt")
 cpu_kernels = None  # what setup() decided about the CPU kernels in this process (its log line)
+device = None  # the device setup() chose in this process
 
 
 def cpu_description(cpuinfo_path="/proc/cpuinfo"):
@@ -73,29 +81,84 @@ def configure_cpu_kernels(setting="auto", environ=None, cpuinfo_path="/proc/cpui
     return f"CPU {model}: {why}"
 
 
-def setup(device_target="CPU", compute_dtype="float32", onednn_isa="auto", device_id=None, graph_form="auto"):
-    """Graph mode on ``device_target`` (``device_id``: which device; None = MindSpore's choice), with the CPU kernel
-    choice above on CPU; returns (the MindSpore dtype for ``compute_dtype``, the graph form ``graph_form`` resolves
-    to: ``native`` or ``cpu``, see ``src/models/forms.py``). The first log line says which form runs, in which
-    precision. Logs to stderr."""
+def usable_devices():
+    """{device: how many} of the accelerators MindSpore can use in this process, asked from
+    ``mindspore.device_context.<ascend|gpu>`` (``is_available()``: the package has the backend; ``device_count()``:
+    the devices it sees), plus ``{"CPU": 1}``; and {accelerator: why it cannot be used} for the others."""
+    from mindspore import device_context
+    found, missing = {}, {}
+    disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # MindSpore warns about every backend its package lacks: the answer says it
+    try:
+        for name in ("Ascend", "GPU"):
+            backend = getattr(device_context, name.lower())
+            if not backend.is_available():
+                missing[name] = f"this MindSpore package has no {name} support"
+                continue
+            try:
+                count = int(backend.device_count())
+            except RuntimeError as exc:
+                count, why = 0, str(exc).strip().splitlines()[0][:120] if str(exc).strip() else "an error"
+            else:
+                why = "it sees none"
+            if count > 0:
+                found[name] = count
+            else:
+                missing[name] = f"MindSpore has {name} support but no {name} device ({why})"
+    finally:
+        logging.disable(disabled)
+    found["CPU"] = 1
+    return found, missing
+
+
+def choose_device(setting="auto"):
+    """(device target, why) for the ``device_target`` value ``setting``: ``auto`` takes the first of DEVICES that
+    MindSpore can use here; a named device must be usable. ConfigError otherwise, naming what MindSpore can use."""
+    names = {d.lower(): d for d in DEVICES}
+    key = str(setting).strip().lower()
+    if key != "auto" and key not in names:
+        raise ConfigError(f"device_target {setting!r}; expected auto, {', '.join(DEVICES[:-1])} or {DEVICES[-1]}")
+    found, missing = usable_devices()
+    can_use = ", ".join(f"{d} ({n} device{'s' * (n > 1)})" if d != "CPU" else d for d, n in found.items())
+    version = f"MindSpore {ms.__version__}"
+    if key == "auto":
+        target = next(d for d in DEVICES if d in found)
+        if target == "CPU":
+            return target, f"device_target auto: CPU, the only device {version} can use here " \
+                           f"({'; '.join(missing.values())})"
+        return target, f"device_target auto: {target}, {version} sees {found[target]} {target} device(s)"
+    target = names[key]
+    if target not in found:
+        raise ConfigError(f"device_target {target}: {version} cannot use {target} here ({missing[target]}); it can use "
+                          f"{can_use}: pass --device_target auto or one of those, or install the MindSpore package "
+                          f"built for {target}")
+    return target, f"device_target {target} as configured ({version} can use {can_use})"
+
+
+def setup(device_target="auto", compute_dtype="float32", onednn_isa="auto", device_id=None, graph_form="auto"):
+    """Graph mode on ``device_target`` (``choose_device``; ``device_id``: which device, None = MindSpore's choice),
+    with the CPU kernel choice above on CPU; returns (the MindSpore dtype for ``compute_dtype``, the graph form
+    ``graph_form`` resolves to: ``native`` or ``cpu``, see ``src/models/forms.py``). Logs to stderr: first the
+    device chosen and why, then which graph form runs in which precision."""
     from src.models.forms import check_compute_dtype, resolve_graph_form
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     quiet_known_warnings()  # MindSpore's warnings about its own API that the project triggers (IPT_DEBUG=1 shows them)
-    if device_target not in ("CPU", "GPU", "Ascend"):
-        raise ConfigError(f"device_target {device_target!r}; expected CPU, GPU or Ascend")
-    form, why = resolve_graph_form(graph_form, device_target, compute_dtype)
-    dtype = check_compute_dtype(compute_dtype, device_target, form)
-    log.info("%s: %s, compute_dtype %s", device_target, why, compute_dtype)
-    if device_target == "CPU":
+    target, why = choose_device(device_target)
+    form, form_why = resolve_graph_form(graph_form, target, compute_dtype)
+    dtype = check_compute_dtype(compute_dtype, target, form)
+    global device
+    device = target
+    log.info("%s; %s, compute_dtype %s", why, form_why, compute_dtype)
+    if target == "CPU":
         global cpu_kernels
         cpu_kernels = configure_cpu_kernels(onednn_isa)
         log.info("%s", cpu_kernels)
     ms.set_context(mode=ms.GRAPH_MODE)
     try:
-        ms.set_device(device_target, device_id)
+        ms.set_device(target, device_id)
     except RuntimeError as e:
         reason = str(e).strip().split(". ")[0]
-        raise ConfigError(f"device_target {device_target} is not usable with this MindSpore installation: {reason}. "
+        raise ConfigError(f"device_target {target} is not usable with this MindSpore installation: {reason}. "
                           "Install the MindSpore package built for it, or use another --device_target") from None
     return dtype, form
 
@@ -119,6 +182,13 @@ def launched_world_size():
     return int(os.environ.get("MS_WORKER_NUM" if how == "msrun" else "RANK_SIZE", "1") or 1)
 
 
+def local_process_count():
+    """The training processes on this machine: IPT_LOCAL_WORKERS (set by the launch scripts), else the launcher's
+    world size (all machines' processes: an overestimate with several machines), 1 standalone."""
+    value = os.environ.get("IPT_LOCAL_WORKERS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else launched_world_size()
+
+
 def distributed_device_id():
     """The device a rank-table process must use (its DEVICE_ID); None otherwise (msrun negotiates it)."""
     if launched_distributed() == "rank_table":
@@ -128,8 +198,10 @@ def distributed_device_id():
 
 def init_data_parallel():
     """(rank, world size) of this process; (0, 1) when standalone. Under msrun or a rank table: initialises
-    communication (``mindspore.communication.init``) and the data-parallel context (gradients averaged over the
-    ranks). Call after ``setup``."""
+    communication (``mindspore.communication.init``); the gradients are averaged over the ranks by the step's own
+    ``nn.DistributedGradReducer`` (mean, degree = world size), MindSpore's data-parallel set-up for a functional
+    training step, which needs no auto-parallel context (``set_auto_parallel_context`` is marked for deprecation).
+    Call after ``setup``. A cluster that does not form is a ConfigError naming this process's view of it."""
     how = launched_distributed()
     if how is None:
         return 0, 1
@@ -137,12 +209,36 @@ def init_data_parallel():
     try:
         init()
     except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
-        raise ConfigError(f"data-parallel start ({how}) failed: {reason}") from None
+        reason = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"data-parallel start ({how}) failed: {reason[:160]}{cluster_hint(how, reason)}") from None
     rank, size = get_rank(), get_group_size()
-    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=size)
+    if size != launched_world_size():
+        raise ConfigError(f"this worker was started for {launched_world_size()} workers in all but its cluster has "
+                          f"{size}{cluster_hint(how, 'size')}")
     log.info("data parallel (%s): rank %d of %d", how, rank, size)
     return rank, size
+
+
+def cluster_hint(how, reason="", environ=None):
+    """The likely cause of a cluster that did not form as launched, from MindSpore's ``reason``, with this
+    process's view of the cluster and what to check (msrun only)."""
+    environ = os.environ if environ is None else environ
+    if how != "msrun":
+        return ""
+    nodes, node_rank = environ.get("IPT_NODES", "?"), environ.get("IPT_NODE_RANK", "?")
+    twice = re.search(r"Repeated registration node: (\d+)", reason)
+    if twice:
+        cause = (f"rank {twice.group(1)} was started twice: two machines run with the same IPT_NODE_RANK "
+                 f"{node_rank}")
+    elif "timed out" in reason or "not successfully spawned" in reason:
+        cause = "not every worker joined within the cluster time-out (IPT_CLUSTER_TIMEOUT)"
+    else:
+        cause = "the machines do not agree on the cluster"
+    return (f"; {cause} (this process: rank {environ.get('MS_NODE_ID', '?')} of MS_WORKER_NUM "
+            f"{environ.get('MS_WORKER_NUM', '?')}, IPT_NODE_RANK {node_rank} of IPT_NODES {nodes}, scheduler "
+            f"{environ.get('MS_SCHED_HOST', '?')}:{environ.get('MS_SCHED_PORT', '?')}): every machine must start the "
+            f"launcher with the same WORKERS, IPT_NODES, IPT_MASTER_ADDR and IPT_MASTER_PORT, each with its own "
+            f"IPT_NODE_RANK, and reach the scheduler")
 
 
 def parse_onednn_verbose(text):

@@ -16,8 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import mindspore as ms
-from mindspore import amp, nn, ops, Tensor
+from mindspore import amp, nn, ops, Parameter, Tensor
 from mindspore._c_expression import MSContext
+from mindspore.nn.learning_rate_schedule import LearningRateSchedule
 from mindspore.ops.operations.math_ops import NPUClearFloatStatusV2
 
 from src.checkpoint.loader import save_checkpoint
@@ -132,6 +133,44 @@ def learning_rate(optim_cfg, step):
     return optim_cfg.lr * optim_cfg.gamma ** sum(step >= m for m in optim_cfg.milestones)
 
 
+NEVER = 2 ** 31 - 1  # a milestone no run reaches, so that the milestone list is never empty in the graph
+
+
+class MilestoneSchedule(LearningRateSchedule):
+    """``learning_rate(optim_cfg, step)`` in the graph, given to Adam as its dynamic learning rate: the rate of
+    the step after ``completed`` steps (a Parameter the step graph advances, see ``CountedStep``), taken from a
+    table of the float32 rates ``learning_rate`` gives, so the values are those of the host schedule exactly.
+
+    It reads its own count, not the optimizer's ``global_step``: a float16 step skipped for overflow does not call
+    the optimizer, but does count as a step of the schedule, as ``learning_rate`` of the step number says."""
+
+    def __init__(self, optim_cfg):
+        super().__init__()
+        milestones = sorted(int(m) for m in optim_cfg.milestones) + [NEVER]
+        # rates[k]: k milestones reached (duplicated milestones jump several at once, as in learning_rate)
+        self.rates = Tensor(np.array([learning_rate(optim_cfg, m) for m in [0] + milestones[:-1]], np.float32))
+        self.milestones = Tensor(np.array(milestones, np.int32))
+        self.completed = Parameter(Tensor(0, ms.int32), name="schedule_completed_steps", requires_grad=False)
+
+    def construct(self, global_step):
+        reached = (self.completed >= self.milestones).astype(ms.int32).sum()
+        return self.rates[reached]
+
+
+class CountedStep(nn.Cell):
+    """``step(lr, hr)`` (a TrainStep) with ``hr`` made float32 (the data stream sends it as uint8), then one more
+    completed step on ``schedule``'s count, in one graph."""
+
+    def __init__(self, step, schedule):
+        super().__init__(auto_prefix=False)
+        self.step, self.completed = step, schedule.completed
+
+    def construct(self, lr, hr):
+        values = self.step(lr, hr.astype(ms.float32))
+        ops.assign_add(self.completed, ops.ones((), ms.int32))
+        return values
+
+
 def opt_state_path(ckpt_path):
     """``X.opt.ckpt`` beside ``X.ckpt``."""
     return Path(ckpt_path).with_suffix(".opt.ckpt")
@@ -158,7 +197,8 @@ class Trainer:
         params = (ipt.task_net(self.tasks[0]).trainable_params() if len(self.tasks) == 1
                   else ipt.trainable_params())
         beta1, beta2 = optim_cfg.betas
-        self.optimizer = nn.Adam(params, learning_rate=float(optim_cfg.lr), beta1=beta1, beta2=beta2,
+        self.schedule = MilestoneSchedule(optim_cfg)
+        self.optimizer = nn.Adam(params, learning_rate=self.schedule, beta1=beta1, beta2=beta2,
                                  eps=optim_cfg.eps, weight_decay=optim_cfg.weight_decay)
         self.loss_scaling = loss_scaling
         self.scaler = loss_scaler() if loss_scaling else None
@@ -174,6 +214,7 @@ class Trainer:
             net = self.ipt.task_net(task, return_tokens=self.contrastive is not None)
             loss = RestorationLoss(net, L1Loss(), self.contrastive, self.contrastive_weight)
             step = TrainStep(loss, self.optimizer, self.optim_cfg.clip_grad_norm, self.scaler, self.world_size)
+            step = CountedStep(step, self.schedule)
             step.set_train()
             self._steps[task] = step
         return self._steps[task]
@@ -183,8 +224,9 @@ class Trainer:
         return self.tasks[0] if len(self.tasks) == 1 else task_for_step(self.tasks, self.task_seed, step)
 
     def state(self):
-        """The optimizer's own parameters (not the model's) by name: moments, powers, step counter, loss scale."""
-        model = {p.name for p in self.ipt.get_parameters()}
+        """The optimizer's own parameters (not the model's) by name: moments, powers, step counter, loss scale.
+        The schedule's count of completed steps is not among them: it is ``step``, set when a run starts."""
+        model = {p.name for p in self.ipt.get_parameters()} | {self.schedule.completed.name}
         own = {p.name: p for p in self.optimizer.get_parameters() if p.name not in model}
         if self.scaler is not None:
             own.update({p.name: p for p in (self.scaler.scale_value, self.scaler.counter)})
@@ -219,6 +261,7 @@ class Trainer:
             raise CheckpointError(f"{opt_path}: unreadable optimizer state ({str(exc).splitlines()[0][:120]})") \
                 from None
         saved_step = int(saved.pop("step").asnumpy()) if "step" in saved else None
+        saved.pop("learning_rate", None)  # the rate Parameter of states saved before the schedule moved in the graph
         if saved_step != step:
             raise CheckpointError(f"{opt_path} is the optimizer state of step {saved_step}, but {path} is step "
                                   f"{step}; the pair is inconsistent (interrupted save?)")
@@ -236,61 +279,74 @@ class Trainer:
 
     def fit(self, batches, steps, output_dir, log_every=100, save_every=0, extra=None, samples_per_step=1,
             unusable=None, validate=None, val_every=0):
-        """Train on ``batches`` ((lr, hr, skipped) Tensors) from ``self.step`` up to ``steps``.
+        """Train on ``batches`` ((lr, hr, skipped, digest) NumPy batches, ``train_dataset.batches``) from
+        ``self.step`` up to ``steps``.
+
+        The host never waits for the device between two steps: the learning rate is scheduled in the graph and
+        the loss values stay on the device until a log step (or a checkpoint, a validation, a task's first step,
+        the end), where they are read all at once; a loss that is not finite (without loss scaling: training
+        diverged, an IPTError) is therefore reported at the next log step, before anything is saved.
 
         Logs ``step N/M task T L1 X contrastive Y lr Z S samples/s ETA`` every ``log_every`` steps (the step's
-        values, averaged over the ranks) and the compilation time of each task's graph; a progress bar on stdout
-        only when it is a terminal. ``samples_per_step`` is the global batch. ``unusable`` (an UnusableFiles)
-        counts and reports the image files the data stream skipped. Rank 0 writes ``ipt_<name>_step<N>.ckpt``
-        every ``save_every`` steps (0: never), ``ipt_<name>_last.ckpt`` at the end, and ``loss.csv`` /
-        ``loss.png`` with each checkpoint; ``validate(step)`` ({task: (PSNR-Y, input PSNR-Y)}) runs every
-        ``val_every`` steps and at the end, into ``val.csv`` / ``val.png``.
+        values, averaged over the ranks; the speed over the steps since the previous log) and the compilation time
+        of each task's graph; a progress bar on stdout only when it is a terminal. ``samples_per_step`` is the
+        global batch. ``unusable`` (an UnusableFiles) counts and reports the image files the data stream skipped.
+        Rank 0 writes ``ipt_<name>_step<N>.ckpt`` every ``save_every`` steps (0: never), ``ipt_<name>_last.ckpt``
+        at the end, and ``loss.csv`` / ``loss.png`` with each checkpoint; ``validate(step)`` ({task: (PSNR-Y,
+        input PSNR-Y)}) runs every ``val_every`` steps and at the end, into ``val.csv`` / ``val.png``.
         """
         output_dir = Path(output_dir)
         writer = self.rank == 0
         history = LossHistory(output_dir / "loss.csv", self.step, output_dir / "val.csv")
         bar = ProgressBar(steps, sys.stdout) if sys.stdout.isatty() and writer else None
-        compiled, run_time, run_steps = set(), 0.0, 0
+        self.schedule.completed.set_data(Tensor(self.step, ms.int32))
+        losses = DeviceLosses()
+        compiled, latest = set(), None
         first_step, data_digest = self.step, hashlib.sha1()
-        tic = time.perf_counter()
-        for lr, hr, skipped in batches:
+        window_start, window_steps = time.perf_counter(), 0  # the steps timed since the last log
+        for lr, hr, skipped, digest in batches:
             if self.step >= steps:
                 break
             task = self.task_at(self.step)
-            rate = learning_rate(self.optim_cfg, self.step)
-            self.optimizer.learning_rate.set_data(Tensor(rate, ms.float32))
-            total, l1, con = (float(v) for v in self.train_step(task)(lr, hr).asnumpy())
+            new_graph = task not in compiled
+            if new_graph:
+                latest = self._read_losses(losses, history) or latest
+                tic = time.perf_counter()
+            values = self.train_step(task)(Tensor(lr), Tensor(hr))
             self.step += 1
-            data_digest.update(lr.asnumpy().tobytes())
+            losses.add(self.step, task, values)
+            data_digest.update(digest.tobytes())
             if unusable is not None:
-                unusable.add(skipped.asnumpy())
-            if not math.isfinite(total):
-                if not self.loss_scaling:
-                    raise IPTError(f"the loss is {total} at step {self.step} ({task}): training diverged; lower "
-                                   f"optim.lr or set optim.clip_grad_norm")
-                log.warning("step %d: loss %s, update skipped and loss scale lowered", self.step, total)
-            history.add(self.step, task, total, l1, con, rate)
-            toc = time.perf_counter()
-            if task not in compiled:
+                unusable.add(skipped)
+            log_now = self.step % log_every == 0 or self.step == steps
+            validate_now = writer and validate and val_every and (self.step % val_every == 0 or self.step == steps)
+            save_now = writer and save_every and self.step % save_every == 0
+            if new_graph or log_now or validate_now or save_now:
+                latest = self._read_losses(losses, history) or latest
+            if new_graph:
                 compiled.add(task)
+                window_start, window_steps = time.perf_counter(), 0
                 self._log(bar, "step %d/%d task %s: graph compiled and run in %.1f s", self.step, steps, task,
-                          toc - tic)
+                          window_start - tic)
             else:
-                run_time, run_steps = run_time + toc - tic, run_steps + 1
+                window_steps += 1
             if bar:
-                bar.update(self.step, f"{task} L1 {l1:.3f}")
-            if self.step % log_every == 0 or self.step == steps:
-                per_step = run_time / run_steps if run_steps else float("nan")
+                bar.update(self.step, f"{latest[1]} L1 {latest[3]:.3f}" if latest else "")
+            if log_now:
+                now = time.perf_counter()
+                per_step = (now - window_start) / window_steps if window_steps else float("nan")
+                _, task, _, l1, con = latest
                 self._log(bar, "step %d/%d task %s L1 %.4f contrastive %.4f lr %.3g %s samples/s ETA %s%s",
-                          self.step, steps, task, l1, con, rate, f"{samples_per_step / per_step:.1f}" if run_steps
-                          else "?",
+                          self.step, steps, task, l1, con, learning_rate(self.optim_cfg, self.step - 1),
+                          f"{samples_per_step / per_step:.1f}" if window_steps else "?",
                           format_eta((steps - self.step) * per_step),
                           f" ({unusable.count} unusable file(s) skipped)" if unusable and unusable.count else "")
-            if writer and validate and val_every and (self.step % val_every == 0 or self.step == steps):
+                window_start, window_steps = time.perf_counter(), 0
+            if validate_now:
                 self._validate(validate, history, bar)
-            if writer and save_every and self.step % save_every == 0:
+            if save_now:
                 self._save(output_dir / f"ipt_{self.name}_step{self.step}.ckpt", extra, history, bar)
-            tic = time.perf_counter()
+        self._read_losses(losses, history)
         if bar:
             bar.clear()
         if self.step < steps:
@@ -302,6 +358,20 @@ class Trainer:
         # data-parallel replicas must end equal; their inputs must differ
         log.info("rank %d of %d: parameters sha1 %s, inputs sha1 %s", self.rank, self.world_size,
                  parameters_digest(self.ipt), data_digest.hexdigest())
+
+    def _read_losses(self, losses, history):
+        """Read the losses kept on the device into ``history`` (with each step's scheduled rate); the last row
+        (step, task, total, L1, contrastive), None if there was none. A loss that is not finite is an IPTError
+        without loss scaling (training diverged), a warning with it (that step's update was skipped)."""
+        rows = losses.read()
+        for step, task, total, l1, con in rows:
+            if not math.isfinite(total):
+                if not self.loss_scaling:
+                    raise IPTError(f"the loss is {total} at step {step} ({task}; read at step {self.step}): "
+                                   f"training diverged; lower optim.lr or set optim.clip_grad_norm")
+                log.warning("step %d: loss %s, update skipped and loss scale lowered", step, total)
+            history.add(step, task, total, l1, con, learning_rate(self.optim_cfg, step - 1))
+        return rows[-1] if rows else None
 
     def _validate(self, validate, history, bar):
         results = validate(self.step)
@@ -320,6 +390,25 @@ class Trainer:
         if bar:
             bar.clear()
         log.info(*args)
+
+
+class DeviceLosses:
+    """The (total, L1, contrastive) outputs of the steps since the last read, left on the device until ``read``."""
+
+    def __init__(self):
+        self.pending = []
+
+    def add(self, step, task, values):
+        self.pending.append((step, task, values))
+
+    def read(self):
+        """[(step, task, total, L1, contrastive)] of the pending steps, in order; waits for the device once."""
+        if not self.pending:
+            return []
+        values = ops.stack([v for _, _, v in self.pending]).asnumpy().astype(np.float64)
+        rows = [(step, task, *map(float, v)) for (step, task, _), v in zip(self.pending, values)]
+        self.pending = []
+        return rows
 
 
 def parameters_digest(net):

@@ -145,5 +145,6 @@ def test_unavailable_device_target_is_one_clear_error(converted, photos, tmp_pat
     code, _, err = run("eval.py", "--ckpt_path", converted, "--task", "sr_x2", "--input", photos,
                        "--output", tmp_path / "out", "--device_target", "GPU")
     ours = [ln for ln in error_line(err) if ln.startswith("error:")]
-    assert code == 2 and len(ours) == 1 and "device_target GPU is not usable" in ours[0], err
+    assert code == 2 and len(ours) == 1 and "device_target GPU: MindSpore" in ours[0], err
+    assert "cannot use GPU here" in ours[0] and "it can use CPU" in ours[0], err
     assert "Traceback" not in err and not (tmp_path / "out").exists()

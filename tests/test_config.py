@@ -219,3 +219,17 @@ def test_task_lists_are_checked_in_one_place():
             check_task_list(names, "tasks")
     with pytest.raises(ConfigError, match="model.tasks names a task twice"):
         IPTConfig(tasks=("derain", "derain"))
+
+
+def test_auto_defaults_also_take_an_integer(tmp_path):
+    default = _write(tmp_path, "default.yaml", """\
+        workers: auto     # auto or a count
+        device: auto
+    """)
+    assert parse_config([], default).workers == "auto"
+    assert parse_config(["--workers", "3"], default).workers == 3
+    assert parse_config(["--workers", "auto", "--device", "off"], default).to_dict() == {"workers": "auto",
+                                                                                          "device": "off"}
+    assert parse_config(["--config", str(_write(tmp_path, "c.yaml", "workers: 4\n"))], default).workers == 4
+    with pytest.raises(ConfigError, match="workers: expected a string, got 1.5"):
+        parse_config(["--config", str(_write(tmp_path, "d.yaml", "workers: 1.5\n"))], default)

@@ -1,11 +1,16 @@
 """Data-parallel training through the real launch scripts: msrun with 2 CPU workers on the tiny pre-training config,
-compared with a single process on the global batch; the scripts' argument checks; the rank-table launch plan."""
+compared with a single process on the global batch; two machines (two network namespaces joined by a veth pair, one
+launcher in each) compared with one launcher; a killed worker and the exact resume after it; failures before the
+cluster forms ending the job within seconds; the scripts' argument checks; the rank-table launch plan."""
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -14,6 +19,7 @@ import pytest
 from skimage import data as skdata
 
 from src.checkpoint.loader import read_weights
+from src.runtime import choose_device
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "configs" / "pretrain_tiny.yaml"
@@ -48,10 +54,10 @@ def worker_lines(out, pattern):
     return found
 
 
-def test_two_workers_match_one_process_on_the_global_batch(photos, tmp_path):
-    """msrun, 2 CPU workers, 2 steps from scratch, then a resumed launch to step 4; a single process with the
-    global batch (and contrastive groups = the ranks' split) must end with the same parameters."""
-    out, single = tmp_path / "dist", tmp_path / "single"
+@pytest.fixture(scope="module")
+def one_launcher(photos, tmp_path_factory):
+    """msrun, 2 CPU workers, 2 steps from scratch, then a resumed launch to step 4 (checkpoints at 2 and 4)."""
+    out = tmp_path_factory.mktemp("dist")
     common = ["--config", TINY_CONFIG, "--output_dir", out, "--save_every", "2"]
     first = bash("scripts/run_distribute_train.sh", 2, photos, *common, "--steps", 2,
                  env={"IPT_MASTER_PORT": str(free_port())})
@@ -60,6 +66,13 @@ def test_two_workers_match_one_process_on_the_global_batch(photos, tmp_path):
     second = bash("scripts/run_distribute_train.sh", 2, photos, *common, "--steps", 4, "--resume", "auto",
                   env={"IPT_MASTER_PORT": str(free_port())})
     assert second.returncode == 0, second.stderr[-3000:]
+    return out
+
+
+def test_two_workers_match_one_process_on_the_global_batch(one_launcher, photos, tmp_path):
+    """The two-worker run to step 4 (resumed at 2); a single process with the global batch (and contrastive groups
+    = the ranks' split) must end with the same parameters."""
+    out, single = one_launcher, tmp_path / "single"
     assert len(list((out / "logs").glob("msrun_*"))) == 2
 
     finished = worker_lines(out, r"rank (\d) of 2: parameters sha1 (\w+), inputs sha1 (\w+)")
@@ -71,6 +84,9 @@ def test_two_workers_match_one_process_on_the_global_batch(photos, tmp_path):
         assert inputs0 != inputs1  # and saw different samples
     resumed = worker_lines(out, r"^.*ipt_pretrain_step2\.ckpt: pretrain .*$")
     assert all(len(resumed[r]) == 1 and "steps 2..4, batch 4 (2 per worker x 2)" in resumed[r][0] for r in (0, 1))
+    logged = worker_lines(out, r"^\d{4}-\d\d-\d\d [\d:,]+ INFO (.*)$")  # each launch's first log line: the device
+    chosen = choose_device("auto")[1]
+    assert all(lines[0] == chosen and lines.count(chosen) == 2 for lines in logged.values()), logged
     assert sorted(p.name for p in out.glob("*.ckpt")) == [
         "ipt_pretrain_last.ckpt", "ipt_pretrain_last.opt.ckpt", "ipt_pretrain_step2.ckpt",
         "ipt_pretrain_step2.opt.ckpt", "ipt_pretrain_step4.ckpt", "ipt_pretrain_step4.opt.ckpt"]
@@ -105,14 +121,212 @@ def test_distribute_script_checks_the_cluster_variables(photos):
     proc = bash("scripts/run_distribute_train.sh", 2, photos, env={"IPT_NODES": "2", "IPT_NODE_RANK": "2"})
     assert proc.returncode == 1 and proc.stderr.strip() == \
         "error: IPT_NODE_RANK is '2'; expected an integer in 0..1"
+    # the single-host pitfall: machine 1 given an address of its own would start a second scheduler
+    proc = bash("scripts/run_distribute_train.sh", 1, photos, env={"IPT_NODES": "2", "IPT_NODE_RANK": "1"})
+    assert proc.returncode == 1 and proc.stderr.strip().startswith(
+        "error: IPT_MASTER_ADDR 127.0.0.1 is an address of this machine, but this is machine IPT_NODE_RANK 1: msrun "
+        "would start a second scheduler here"), proc.stderr
 
 
-def test_batch_must_divide_over_the_workers(photos, tmp_path):
-    proc = bash("scripts/run_distribute_train.sh", 2, photos, "--config", TINY_CONFIG, "--data.batch_size", 3,
-                "--output_dir", tmp_path, env={"IPT_MASTER_PORT": str(free_port())})
-    assert proc.returncode != 0
-    errors = worker_lines(tmp_path, r"^error: .*$")
-    assert errors[0] == ["error: data.batch_size 3 is the global batch; it must be divisible by the 2 workers"]
+def last_line(proc):
+    return proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def no_usable_image(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corrupt")
+    (d / "a.png").write_bytes(b"\x89PNG truncated")
+    (d / "b.JPEG").write_bytes(b"")
+    return d
+
+
+@pytest.mark.parametrize("data, args, message", [
+    ("{photos}", ["--data.batch_size", "3"], "data.batch_size 3 is the global batch; it must be divisible by the 2 "
+                                             "workers"),
+    ("{corrupt}", [], "none of the 2 training image(s) can be used (unreadable or too small); the first: "
+                      "{corrupt}/a.png: cannot decode image (corrupt or not an image)"),
+])
+def test_an_error_before_the_cluster_forms_ends_the_job_with_it(photos, no_usable_image, tmp_path, data, args,
+                                                                 message):
+    """Bad input every worker finds before any process group forms: the job ends with a worker's one-line error
+    last, naming its rank and log (not msrun's traceback)."""
+    proc = bash("scripts/run_distribute_train.sh", 2, data.format(photos=photos, corrupt=no_usable_image), "--config",
+                TINY_CONFIG, *args, "--output_dir", tmp_path, env={"IPT_MASTER_PORT": str(free_port())})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    (log,) = (tmp_path / "logs").glob("msrun_*/worker_0.log")
+    assert last_line(proc) == (f"error: worker rank 0 failed (exit status 2; log {log}): "
+                               f"{message.format(corrupt=no_usable_image)}"), proc.stderr[-3000:]
+    assert worker_lines(tmp_path, r"^error: .*$")[1] == [f"error: {message.format(corrupt=no_usable_image)}"]
+
+
+def worker_pid(rank, out):
+    """The pid of the live msrun worker of ``rank`` whose command line names ``out`` (not msrun's tail of its
+    log, which carries the same environment), or None."""
+    for entry in Path("/proc").iterdir():
+        try:
+            env = entry.joinpath("environ").read_bytes().split(b"\0")
+            comm = entry.joinpath("comm").read_text().strip()
+            cmdline = entry.joinpath("cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if (b"MS_ROLE=MS_WORKER" in env and f"MS_NODE_ID={rank}".encode() in env and comm != "tail"
+                and str(out) in cmdline):
+            return int(entry.name)
+    return None
+
+
+def wait_for(condition, proc, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert proc.poll() is None, f"the launcher ended before {what}: {proc.stderr.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.1)
+
+
+def launch(*args, env=None, netns=None):
+    command = ["bash", "scripts/run_distribute_train.sh", *map(str, args)]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**ENV, **(env or {})})
+
+
+def test_a_worker_dying_before_the_cluster_forms_ends_the_job_within_seconds(photos, tmp_path):
+    """Worker 1 killed as soon as it has logged its device, on its way to the cluster: msrun alone would wait for
+    its scheduler until the cluster time-out (here 300 s) when the cluster has not formed; the launcher ends the
+    job at once, naming the rank, how it ended and its log."""
+    proc = launch(2, photos, "--config", TINY_CONFIG, "--output_dir", tmp_path,
+                  env={"IPT_MASTER_PORT": str(free_port()), "IPT_CLUSTER_TIMEOUT": "300"})
+    try:
+        logs = tmp_path / "logs"
+        wait_for(lambda: " INFO device_target " in "".join(p.read_text() for p in logs.glob("*/worker_1.log")),
+                 proc, 120, "worker 1's first log line")
+        os.kill(worker_pid(1, tmp_path), signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert time.monotonic() - killed < 60, "the job waited for the cluster time-out"
+    (log,) = (tmp_path / "logs").glob("msrun_*/worker_1.log")
+    assert proc.returncode == 1 and err.strip().splitlines()[-1] == \
+        f"error: worker rank 1 failed (killed by SIGKILL; log {log})", err[-3000:]
+    assert worker_pid(0, tmp_path) is None and "Traceback" not in err
+
+
+# --- two machines: two network namespaces joined by a veth pair, one launcher in each --------------------------------
+
+@pytest.fixture
+def two_machines():
+    """Two network namespaces joined by a veth pair (10.77.N.1 and 10.77.N.2), made here and always removed;
+    skipped where namespaces cannot be made (not root, no ip command, no namespace support)."""
+    if shutil.which("ip") is None:
+        pytest.skip("no ip command (iproute2): network namespaces cannot be made")
+    tag = os.getpid() % 250
+    names, veths = (f"ipt{tag}m0", f"ipt{tag}m1"), (f"ipt{tag}v0", f"ipt{tag}v1")
+    addresses = (f"10.77.{tag}.1", f"10.77.{tag}.2")
+
+    def ip(*args):
+        return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+    made = ip("netns", "add", names[0])
+    if made.returncode != 0:
+        pytest.skip(f"network namespaces cannot be made here: {made.stderr.strip()}")
+    try:
+        steps = [("netns", "add", names[1]), ("link", "add", veths[0], "type", "veth", "peer", "name", veths[1])]
+        for name, veth, address in zip(names, veths, addresses):
+            steps += [("link", "set", veth, "netns", name),
+                      ("-n", name, "addr", "add", f"{address}/24", "dev", veth),
+                      ("-n", name, "link", "set", veth, "up"), ("-n", name, "link", "set", "lo", "up")]
+        for step in steps:
+            done = ip(*step)
+            assert done.returncode == 0, f"ip {' '.join(step)}: {done.stderr}"
+        yield names, addresses
+    finally:
+        for name in names:
+            ip("netns", "delete", name)  # deletes the veth pair with it
+
+
+def on_two_machines(two_machines, *args, env=None):
+    """Start the launcher on both machines (1 worker each); returns the two launcher processes."""
+    names, addresses = two_machines
+    port = str(free_port())
+    return [launch(1, *args, netns=name, env={"IPT_NODES": "2", "IPT_NODE_RANK": str(rank),
+                                              "IPT_MASTER_ADDR": addresses[0], "IPT_MASTER_PORT": port,
+                                              **(env or {})})
+            for rank, name in enumerate(names)]
+
+
+def finish(launchers, timeout=600):
+    results = []
+    for proc in launchers:
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        finally:
+            proc.kill()
+        results.append((proc.returncode, err))
+    return results
+
+
+def assert_same_checkpoint(a, b, exact=False):
+    a, b = read_weights(a), read_weights(b)
+    assert a.extra == b.extra and set(a.params) == set(b.params)
+    for name, value in b.params.items():
+        if exact:
+            np.testing.assert_array_equal(a.params[name], value, err_msg=name)
+        else:
+            np.testing.assert_allclose(a.params[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_two_machines_train_like_one_launcher_with_two_workers(two_machines, one_launcher, photos, tmp_path):
+    """IPT_NODES=2, node ranks 0 and 1, one worker each, output_dir shared: the step-2 checkpoint equals the one
+    of one launcher with two workers."""
+    results = finish(on_two_machines(two_machines, photos, "--config", TINY_CONFIG, "--output_dir", tmp_path,
+                                     "--steps", 2, "--save_every", 2))
+    assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
+    assert_same_checkpoint(tmp_path / "ipt_pretrain_step2.ckpt", one_launcher / "ipt_pretrain_step2.ckpt")
+    finished = worker_lines(tmp_path, r"rank (\d) of 2: parameters sha1 (\w+), inputs sha1 (\w+)")
+    assert finished[0][0][1] == finished[1][0][1] and finished[0][0][2] != finished[1][0][2]
+
+
+def test_a_killed_worker_ends_every_launcher_then_resume_is_exact(two_machines, one_launcher, photos, tmp_path):
+    """Worker 1 (machine 1) killed after the step-2 checkpoint: both launchers exit non-zero within the cluster
+    time-out naming rank 1; --resume auto on both machines then ends exactly where the uninterrupted run does."""
+    common = ["--config", TINY_CONFIG, "--output_dir", tmp_path, "--steps", 4, "--save_every", 1]
+    launchers = on_two_machines(two_machines, photos, *common, "--log_every", 1, env={"IPT_CLUSTER_TIMEOUT": "90"})
+    try:
+        wait_for(lambda: (tmp_path / "ipt_pretrain_step2.ckpt").exists(), launchers[1], 400, "step-2 checkpoint")
+        os.kill(worker_pid(1, tmp_path), signal.SIGKILL)
+        killed = time.monotonic()
+        results = finish(launchers, timeout=180)
+    finally:
+        for proc in launchers:
+            proc.kill()
+    assert time.monotonic() - killed < 90, "a launcher outlived the cluster time-out"
+    (log,) = (tmp_path / "logs").glob("msrun_*/worker_1.log")
+    machine0, machine1 = (err.strip().splitlines()[-1] for _, err in results)
+    assert [code for code, _ in results] == [1, 1], (machine0, machine1)
+    lost = "error: worker rank 1 failed (the scheduler stopped hearing from it; "
+    # machine 1's log is in machine 0's log folder too when both launchers started in the same second
+    assert machine0 in (f"{lost}see worker_1.log on its machine)", f"{lost}log {log})"), machine0
+    assert machine1 == f"error: worker rank 1 failed (killed by SIGKILL; log {log})"
+    assert not (tmp_path / "ipt_pretrain_last.ckpt").exists()
+    results = finish(on_two_machines(two_machines, photos, *common, "--resume", "auto"))
+    assert [code for code, _ in results] == [0, 0], [err[-2000:] for _, err in results]
+    assert_same_checkpoint(tmp_path / "ipt_pretrain_last.ckpt", one_launcher / "ipt_pretrain_last.ckpt", exact=True)
+
+
+def test_machines_that_disagree_on_their_node_ranks_are_told_why(two_machines, photos, tmp_path):
+    """Both machines started as IPT_NODE_RANK 0: the cluster never forms, and both launchers' last lines name
+    the cause."""
+    names, addresses = two_machines
+    port, env = str(free_port()), {"IPT_NODES": "2", "IPT_NODE_RANK": "0", "IPT_CLUSTER_TIMEOUT": "20"}
+    launchers = [launch(1, photos, "--config", TINY_CONFIG, "--output_dir", tmp_path / name, netns=name,
+                        env={**env, "IPT_MASTER_ADDR": addresses[0], "IPT_MASTER_PORT": port}) for name in names]
+    results = finish(launchers, timeout=300)
+    assert all(code != 0 for code, _ in results)
+    for _, err in results:
+        assert "rank 0 was started twice: two machines run with the same IPT_NODE_RANK" in err.strip().splitlines(
+            )[-1], err[-3000:]
 
 
 def test_other_scripts_check_their_arguments(tmp_path):

@@ -177,14 +177,14 @@ def test_multi_task_pairs_shards_and_skipped_files(image_tree):
         task = task_for_step(OFFICIAL_PRETRAIN_ORDER, 5, step)
         scale = {"sr_x2": 2, "sr_x3": 3, "sr_x4": 4}.get(task, 1)
         whole = [full[4 * step + j] for j in range(4)]
-        for lr, hr, skips in whole:
+        for lr, hr, skips, _ in whole:
             assert lr.shape == (3, 48, 48) and hr.shape == (3, 48 * scale, 48 * scale)
             assert skips.shape == (MAX_SKIPS,)
             skipped |= set(skips[skips >= 0].tolist())
         # rank r's item b of the step is item b * 2 + r of the single process's global batch
         for r in range(2):
             for b in range(2):
-                lr, hr, _ = shards[r][2 * step + b]
+                lr, hr, _, _ = shards[r][2 * step + b]
                 np.testing.assert_array_equal(lr, whole[2 * b + r][0])
                 np.testing.assert_array_equal(hr, whole[2 * b + r][1])
     assert skipped == {broken}  # 24 samples over 6 images: the broken one came up and was replaced

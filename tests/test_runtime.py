@@ -1,5 +1,7 @@
-"""The runtime set-up's CPU kernel choice: detection on recorded CPUs and oneDNN logs, and the remedy in effect in a
-real process (python -m src.runtime runs setup() and one official-size convolution with oneDNN's verbose log)."""
+"""The runtime set-up: the device (auto and named devices; MindSpore's availability query is stood in for only where
+a test needs an accelerator this machine lacks), and the CPU kernel choice: detection on recorded CPUs and oneDNN
+logs, and the remedy in effect in a real process (python -m src.runtime runs setup() and one official-size
+convolution with oneDNN's verbose log)."""
 import json
 import subprocess
 import sys
@@ -102,3 +104,81 @@ def test_off_and_environment_reach_onednn():
         assert "AVX-512" in got["onednn_isa"], got
     got = probe(env_isa="SSE41")
     assert got[ONEDNN_ISA_VAR] == "SSE41" and "SSE4.1" in got["onednn_isa"], got
+
+
+# --- the device: device_target auto and named devices ---------------------------------------------------------------
+
+def fake_backends(monkeypatch, ascend=None, gpu=None):
+    """Stand-ins for MindSpore's availability query only (``device_context.<backend>.is_available`` and
+    ``device_count``), since this machine has neither accelerator: None = not in the package, an int = the devices
+    it sees, an exception = what device_count raises."""
+    from mindspore import device_context
+
+    for name, count in (("ascend", ascend), ("gpu", gpu)):
+        backend = getattr(device_context, name)
+        monkeypatch.setattr(backend, "is_available", lambda count=count: count is not None)
+
+        def device_count(count=count):
+            if isinstance(count, Exception):
+                raise count
+            return count
+        monkeypatch.setattr(backend, "device_count", device_count)
+
+
+@pytest.mark.parametrize("ascend, gpu, chosen, why", [
+    (None, None, "CPU", "the only device MindSpore 2.10.0 can use here (this MindSpore package has no Ascend "
+                        "support; this MindSpore package has no GPU support)"),
+    (None, 2, "GPU", "MindSpore 2.10.0 sees 2 GPU device(s)"),
+    (8, 2, "Ascend", "MindSpore 2.10.0 sees 8 Ascend device(s)"),
+    (0, None, "CPU", "MindSpore has Ascend support but no Ascend device (it sees none)"),
+    (RuntimeError("Device Ascend not exist."), 1, "GPU", "sees 1 GPU device(s)"),
+])
+def test_auto_takes_ascend_then_gpu_then_cpu(monkeypatch, ascend, gpu, chosen, why):
+    import mindspore as ms
+    from src.runtime import choose_device
+
+    fake_backends(monkeypatch, ascend, gpu)
+    target, reason = choose_device("auto")
+    assert target == chosen and reason.startswith(f"device_target auto: {chosen}")
+    assert why.replace("2.10.0", ms.__version__) in reason
+
+
+def test_a_named_device_must_be_usable(monkeypatch):
+    from src.runtime import choose_device
+
+    fake_backends(monkeypatch, None, 2)
+    assert choose_device("gpu") == ("GPU", "device_target GPU as configured (MindSpore "
+                                           f"{__import__('mindspore').__version__} can use GPU (2 devices), CPU)")
+    with pytest.raises(ConfigError, match=r"device_target Ascend: MindSpore \S+ cannot use Ascend here \(this "
+                                          r"MindSpore package has no Ascend support\); it can use GPU \(2 devices\), "
+                                          r"CPU: pass --device_target auto"):
+        choose_device("Ascend")
+    with pytest.raises(ConfigError, match=r"device_target 'TPU'; expected auto, Ascend, GPU or CPU"):
+        choose_device("TPU")
+
+
+def train_stderr(*args):
+    proc = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return proc.returncode, [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("[WARNING]")]
+
+
+def test_train_says_first_which_device_auto_chose(tmp_path):
+    """The real query on this machine: train.py's first log line is the device auto chose and why."""
+    from src.runtime import choose_device
+
+    status, lines = train_stderr("--data.train_dir", str(tmp_path / "missing"), "--output_dir", str(tmp_path))
+    assert status == 2 and lines[-1] == f"error: {tmp_path}/missing: no such file or directory", lines
+    assert lines[0].endswith(" INFO " + choose_device("auto")[1]), lines
+
+
+def test_train_refuses_a_device_mindspore_cannot_use_before_reading_data(tmp_path):
+    from src.runtime import DEVICES, usable_devices
+
+    lacking = [d for d in DEVICES if d not in usable_devices()[0]]
+    if not lacking:
+        pytest.skip("MindSpore can use every device here")
+    status, lines = train_stderr("--device_target", lacking[0], "--data.train_dir", str(tmp_path / "missing"))
+    assert status == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: device_target {lacking[0]}: MindSpore") and "it can use" in lines[0], lines
+    status, lines = train_stderr("--device_target", "TPU", "--data.train_dir", str(tmp_path / "missing"))
+    assert status == 2 and lines == ["error: device_target 'TPU'; expected auto, Ascend, GPU or CPU"], lines

@@ -22,7 +22,7 @@ from src.config import Config
 from src.data.degradations import (add_noise, augment, bicubic_downscale, degrade, imresize, random_crop,
                                    resize_weights)
 from src.data.train_dataset import TrainPairs
-from src.errors import ImageError
+from src.errors import ConfigError, ImageError
 from src.models.ipt import IPT, IPTConfig
 from src.training import LOSS_SCALE_INIT, Trainer, learning_rate
 from train import main as train_main
@@ -122,10 +122,11 @@ def test_train_pairs_shapes(photos, two_crops, task, scale):
     rain = sorted(two_crops.iterdir()) if task == "derain" else ()
     pairs = TrainPairs(sorted(photos.iterdir()), task, length=4, rain_images=rain)
     assert len(pairs) == 4
-    lr, hr, skipped = pairs[3]
+    lr, hr, skipped, digest = pairs[3]
+    assert digest.shape == (8,) and digest.dtype == np.uint8
     assert (skipped == -1).all()
     assert lr.shape == (3, 48, 48) and hr.shape == (3, 48 * scale, 48 * scale)
-    assert lr.dtype == hr.dtype == np.float32 and lr.flags.c_contiguous
+    assert lr.dtype == np.float32 and hr.dtype == np.uint8 and lr.flags.c_contiguous
     assert 0 <= lr.min() and lr.max() <= 255 and 0 <= hr.min() and hr.max() <= 255
     assert np.array_equal(lr, np.round(lr)) == (task != "denoise_30" and task != "denoise_50")
     with pytest.raises(IndexError):
@@ -147,6 +148,14 @@ def test_train_pairs_are_a_function_of_seed_and_index(photos):
     np.testing.assert_array_equal(shard[1][0], a[3][0])
     passes = [[a.image_for(g) for g in range(k, k + 3)] for k in (0, 3)]  # each pass uses every image once
     assert sorted(passes[0]) == sorted(passes[1]) == [str(p) for p in images] and passes[0] != passes[1]
+
+
+def test_num_workers_auto_splits_the_cores():
+    from src.data.train_dataset import data_workers
+
+    assert data_workers("auto", 1, cores=2)[0] == 2 and data_workers("auto", 8, cores=192)[0] == 24
+    assert data_workers("auto", 4, cores=2)[0] == 1  # at least one each
+    assert data_workers(3, 1, cores=4) == (3, "data.num_workers 3")
 
 
 def test_too_small_images_are_refused(tmp_path):
@@ -212,6 +221,72 @@ def test_resume_continues_exactly(trained, two_crops, tmp_path, caplog):
     assert read_losses(tmp_path / "loss.csv") == {s: before[s] for s in range(13, 25)}
 
 
+def test_resume_auto_continues_from_last(trained, two_crops, tmp_path, caplog):
+    """A finished run that kept only ``_last`` (step 12) goes on to step 24 with ``--resume auto --steps 24`` and
+    ends exactly where the uninterrupted 24-step run does."""
+    assert train_main(train_args(tmp_path, two_crops, 12, "--save_every", "0")) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == ["ipt_sr_x2_last.ckpt", "ipt_sr_x2_last.opt.ckpt"]
+    caplog.set_level(logging.INFO, logger="ipt")
+    assert train_main(train_args(tmp_path, two_crops, 24, "--resume", "auto")) == 0
+    assert f"resume auto: {tmp_path / 'ipt_sr_x2_last.ckpt'} (step 12)" in caplog.text
+    resumed, straight = read_weights(tmp_path / "ipt_sr_x2_last.ckpt"), read_weights(trained / "ipt_sr_x2_last.ckpt")
+    assert resumed.extra["step"] == 24
+    for name, value in straight.params.items():
+        assert np.array_equal(resumed.params[name], value), name
+    assert read_losses(tmp_path / "loss.csv") == read_losses(trained / "loss.csv")
+
+
+def test_latest_checkpoint_is_the_newest_consistent_pair(trained, tmp_path):
+    """``_last`` counts by the step stored in it; a pair whose optimizer state is of another step (a save cut
+    short) is passed over."""
+    import shutil
+    from src.train_outputs import latest_checkpoint
+
+    assert latest_checkpoint(tmp_path) is None
+    for name in ("ipt_sr_x2_step12.ckpt", "ipt_sr_x2_step12.opt.ckpt"):
+        shutil.copy(trained / name, tmp_path / name)
+    shutil.copy(trained / "ipt_sr_x2_step24.ckpt", tmp_path / "ipt_sr_x2_last.ckpt")
+    shutil.copy(trained / "ipt_sr_x2_step12.opt.ckpt", tmp_path / "ipt_sr_x2_last.opt.ckpt")  # step 12: mismatch
+    assert latest_checkpoint(tmp_path) == (tmp_path / "ipt_sr_x2_step12.ckpt", 12)
+    shutil.copy(trained / "ipt_sr_x2_step24.opt.ckpt", tmp_path / "ipt_sr_x2_last.opt.ckpt")
+    assert latest_checkpoint(tmp_path) == (tmp_path / "ipt_sr_x2_last.ckpt", 24)
+
+
+def test_a_run_never_overwrites_another_runs_files(trained, two_crops, tmp_path):
+    """A new run, or one resuming an older checkpoint, in a folder with another run's checkpoints refuses to
+    start and changes nothing; ``--overwrite true`` replaces that run's files."""
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(trained, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    older = [["--resume", str(folder / "ipt_sr_x2_step12.ckpt")] for folder in (out, trained)]
+    for extra in [[], *older]:
+        with pytest.raises(ConfigError, match=re.escape(
+                f"output_dir {out} holds another run's files (its newest checkpoint is ipt_sr_x2_step24.ckpt (step "
+                f"24)); this run would overwrite them: continue it with --resume auto, choose another --output_dir, "
+                f"or pass --overwrite true")):
+            train_main(train_args(out, two_crops, 30, *extra))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert train_main(train_args(out, two_crops, 2, "--overwrite", "true")) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ipt_sr_x2_last.ckpt", "ipt_sr_x2_last.opt.ckpt", "loss.csv",
+                                                      "loss.png"]
+    assert read_weights(out / "ipt_sr_x2_last.ckpt").extra["step"] == 2
+    assert sorted(read_losses(out / "loss.csv")) == [1, 2]
+
+
+def test_divergence_is_reported_at_the_next_log_step(two_crops, tmp_path):
+    """Losses are read at log steps only: a loss that turns non-finite is an error naming its step, raised when
+    the losses are read, before any checkpoint of the diverged model is written."""
+    from src.errors import IPTError
+
+    with pytest.raises(IPTError, match=r"the loss is (nan|inf) at step (\d+) \(sr_x2; read at step (4|8)\): training "
+                                       r"diverged") as raised:
+        train_main(train_args(tmp_path, two_crops, 8, "--optim.lr", "1e30", "--log_every", "4", "--save_every", "4"))
+    step, read = map(int, re.search(r"at step (\d+) .*read at step (\d+)", str(raised.value)).groups())
+    assert read - 4 < step <= read
+    assert not list(tmp_path.glob(f"ipt_sr_x2_step{read}.ckpt")) and not (tmp_path / "ipt_sr_x2_last.ckpt").exists()
+
+
 def test_fine_tune_one_task_of_the_official_pretrained_file(two_crops, tmp_path):
     """The 6-task PyTorch fixture: denoise_30 is trained and kept alone; the other tasks are dropped."""
     pretrained = ROOT / "tests" / "fixtures" / "ipt_tiny_pretrain_zip.pt"
@@ -229,6 +304,40 @@ def test_fine_tune_one_task_of_the_official_pretrained_file(two_crops, tmp_path)
 def test_learning_rate_milestones():
     optim = Config(lr=4e-5, gamma=0.5, milestones=[2, 4])
     assert [learning_rate(optim, s) for s in range(6)] == [4e-5, 4e-5, 2e-5, 2e-5, 1e-5, 1e-5]
+
+
+def test_learning_rate_schedule_runs_in_the_graph(tiny_config):
+    """The milestone schedule is evaluated in the step graph (no rate is set from the host): four steps crossing
+    milestones 1 and 3 end with the parameters of the same four steps with Adam's rate set from the host, as
+    ``learning_rate`` gives it, before each step."""
+    from mindspore import nn
+    from src.losses import L1Loss, RestorationLoss
+    from src.training import TrainStep
+
+    optim = Config(lr=1e-3, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, clip_grad_norm=0.0, milestones=[3, 1],
+                   gamma=0.1)
+    rng = np.random.default_rng(1)
+    lr = ms.Tensor(rng.uniform(0, 255, (2, 3, 48, 48)).astype(np.float32))
+    hr = ms.Tensor(rng.uniform(0, 255, (2, 3, 96, 96)).astype(np.float32))
+    start = {p.name: p.asnumpy().copy() for p in IPT(tiny_config()).get_parameters()}
+    nets = []
+    for _ in range(2):
+        ipt = IPT(tiny_config())
+        for p in ipt.get_parameters():
+            p.set_data(ms.Tensor(start[p.name]))
+        nets.append(ipt)
+    trainer = Trainer(nets[0], "sr_x2", optim)
+    for _ in range(4):
+        trainer.train_step("sr_x2")(lr, hr)
+    assert int(trainer.schedule.completed.asnumpy()) == 4
+    adam = nn.Adam(nets[1].task_net("sr_x2").trainable_params(), learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
+    step = TrainStep(RestorationLoss(nets[1].task_net("sr_x2"), L1Loss()), adam)
+    step.set_train()
+    for s in range(4):
+        adam.learning_rate.set_data(ms.Tensor(learning_rate(optim, s), ms.float32))
+        step(lr, hr)
+    for p in nets[1].get_parameters():
+        np.testing.assert_array_equal(nets[0].parameters_dict()[p.name].asnumpy(), p.asnumpy(), err_msg=p.name)
 
 
 def test_loss_scaling_step_matches_and_skips_overflow(tiny_config):
@@ -284,6 +393,12 @@ def bad_inputs(tmp_path_factory):
     (["--data.train_dir", "{d}/tiny", "--task", "sr_x2"], "small.png: 30x40 pixels is too small for training"),
     (["--data.train_dir", "{d}/good", "--task", "derain"], "derain training needs --data.rain_dir"),
     (["--data.train_dir", "{d}/good", "--resume", "{d}/sr_x2.ckpt"], "not a checkpoint written by train.py"),
+    (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--data.num_workers", "0"],
+     "data.num_workers is 0; expected auto or a count from 1 to"),
+    (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--data.num_workers", "100000"],
+     "data.num_workers is 100000; expected auto or a count from 1 to"),
+    (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--data.num_workers", "many"],
+     "data.num_workers is 'many'; expected auto or a count from 1 to"),
 ])
 def test_bad_input_is_one_line(bad_inputs, args, message):
     args = [a.format(d=bad_inputs) for a in args]

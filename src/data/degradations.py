@@ -47,9 +47,11 @@ def resize_weights(in_len, out_len):
 
 def imresize(image, out_h, out_w):
     """MATLAB-style bicubic resize (antialiased when shrinking) of an HxWxC array to out_h x out_w; float64, not
-    rounded or clipped."""
-    rows, cols = resize_weights(image.shape[0], out_h), resize_weights(image.shape[1], out_w)
-    return np.einsum("oh,hwc,pw->opc", rows, np.asarray(image, np.float64), cols, optimize=True)
+    rounded or clipped. Two matrix products (rows, then columns): the sums of the weights of each axis in turn."""
+    h, w, c = image.shape
+    rows, cols = resize_weights(h, out_h), resize_weights(w, out_w)
+    x = (rows @ np.asarray(image, np.float64).reshape(h, w * c)).reshape(out_h, w, c)
+    return (x.transpose(0, 2, 1) @ cols.T).transpose(0, 2, 1)
 
 
 def bicubic_downscale(hr, scale):

@@ -5,7 +5,9 @@ permutation of the folder every pass), where to crop, the noise, the rain layer 
 ``numpy.random.default_rng([seed, g])``. A run that resumes at step ``s`` therefore sees exactly the samples the
 uninterrupted run would have seen, whatever the worker count.
 """
+import hashlib
 import logging
+import os
 import re
 
 import cv2
@@ -15,7 +17,7 @@ import mindspore.dataset as ds
 from src import errors
 from src.data.degradations import augment, degrade, hr_crop_size, procedural_rain, random_crop
 from src.data.image_io import read_rgb
-from src.errors import ImageError
+from src.errors import ConfigError, ImageError
 
 
 def read_gray(path):
@@ -34,6 +36,7 @@ def check_size(image, min_side, path):
 
 
 MAX_SKIPS = 8  # unusable image files one sample can report (it skips any number of them)
+DIGEST_BYTES = 8
 
 
 def task_for_step(tasks, seed, step):
@@ -44,10 +47,14 @@ def task_for_step(tasks, seed, step):
 
 
 class TrainPairs:
-    """Random-access source of (lr, hr, skipped) samples for one task or, one task per step, for several.
+    """Random-access source of (lr, hr, skipped, digest) samples for one task or, one task per step, for several.
 
-    ``lr`` and ``hr`` are float32 CHW on 0..255; ``skipped`` (int64, MAX_SKIPS) lists the indices in ``images`` of
-    unusable files this sample passed over (-1 padded), so that the training process can count and report them.
+    ``lr`` is float32 CHW on 0..255, ``hr`` uint8 CHW (the clean crop: whole numbers, a quarter of the bytes to move
+    between processes and to the device; the training step makes it float32); ``skipped`` (int64, MAX_SKIPS) lists
+    the indices in ``images`` of
+    unusable files this sample passed over (-1 padded), so that the training process can count and report them;
+    ``digest`` (uint8, DIGEST_BYTES) is a hash of ``lr``'s bytes, made here (in the data workers) so that the
+    training process can tell which inputs it trained on without reading them back.
 
     Item ``i`` of this shard is sample ``(start + i) * num_shards + shard_id`` of the stream, so ``num_shards``
     data-parallel ranks with the same seed together read consecutive samples and never the same one. ``start`` is
@@ -139,20 +146,69 @@ class TrainPairs:
         image, skipped = self._read_usable(g)
         hr = random_crop(image, hr_crop_size(task, self.lr_patch_size), rng)
         streak = self.rain_layer(rng) if task == "derain" else None
-        lr, hr = degrade(task, hr, rng, streak)
+        lr, _ = degrade(task, hr, rng, streak)  # its float32 copy of hr is hr itself
         if self.augment:
             lr, hr = augment((lr, hr), rng)
         reported = np.full(MAX_SKIPS, -1, np.int64)
         reported[:min(len(skipped), MAX_SKIPS)] = skipped[:MAX_SKIPS]
-        return lr.transpose(2, 0, 1).copy(), hr.transpose(2, 0, 1).copy(), reported
+        lr = lr.transpose(2, 0, 1).copy()
+        digest = np.frombuffer(hashlib.blake2b(lr.tobytes(), digest_size=DIGEST_BYTES).digest(), np.uint8)
+        return lr, hr.transpose(2, 0, 1).astype(np.uint8), reported, digest
+
+
+def first_usable_image(images, lr_patch_size, seed=0):
+    """The path of the stream's first usable image (sample 0's), reading the images in stream order until one is
+    usable; an ImageError when none is. Checks a training folder before any process group forms."""
+    pairs = TrainPairs(images, "sr_x2", 1, lr_patch_size, seed)  # the task does not matter: only images are read
+    _, skipped = pairs._read_usable(0)
+    return pairs.image_for(0, len(skipped))
+
+
+def host_cores():
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def data_workers(setting, local_processes, cores=None):
+    """(data workers per training process, why) for ``data.num_workers`` ``setting``: ``auto`` splits the host's
+    cores over its ``local_processes`` training processes (at least one each); a count must be 1..cores."""
+    cores = host_cores() if cores is None else cores
+    if setting == "auto":
+        workers = max(1, cores // local_processes)
+        return workers, f"data.num_workers auto: {workers} ({cores} cores / {local_processes} training process(es))"
+    if isinstance(setting, bool) or not isinstance(setting, int) or not 1 <= setting <= cores:
+        raise ConfigError(f"data.num_workers is {setting!r}; expected auto or a count from 1 to {cores} (the cores of "
+                          f"this host)")
+    return setting, f"data.num_workers {setting}"
+
+
+class Batched:
+    """Item ``k``: items ``k * batch_size`` .. ``(k + 1) * batch_size - 1`` of ``source`` stacked column by column
+    (a last, incomplete batch is dropped)."""
+
+    def __init__(self, source, batch_size):
+        self.source, self.batch_size = source, batch_size
+
+    def __len__(self):
+        return len(self.source) // self.batch_size
+
+    def __getitem__(self, k):
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        samples = [self.source[k * self.batch_size + j] for j in range(self.batch_size)]
+        return tuple(np.stack(column) for column in zip(*samples))
 
 
 def batches(source, batch_size, num_workers=1):
-    """Iterate ``source`` in order as (lr, hr, skipped) Tensor batches through a GeneratorDataset (``num_workers`` > 1:
-    worker processes). An IPTError raised inside a worker comes out as itself, not as the pipeline's report."""
-    dataset = ds.GeneratorDataset(source, column_names=["lr", "hr", "skipped"], shuffle=False,
-                                  num_parallel_workers=num_workers, python_multiprocessing=num_workers > 1)
-    iterator = dataset.batch(batch_size, drop_remainder=True).create_tuple_iterator(num_epochs=1)
+    """Iterate ``source`` in order as (lr, hr, skipped, digest) NumPy batches through a GeneratorDataset
+    (``num_workers`` > 1: worker processes). A worker makes whole batches (``Batched``): one hand-over per batch
+    instead of one per sample, which is most of what the pipeline costs beyond the samples themselves
+    (benchmarks/data_benchmark.py). NumPy, so that the training loop reads ``skipped`` and ``digest`` without
+    waiting for the device. An IPTError raised inside a worker comes out as itself, not as the pipeline's report."""
+    dataset = ds.GeneratorDataset(Batched(source, batch_size), column_names=["lr", "hr", "skipped", "digest"],
+                                  shuffle=False, num_parallel_workers=num_workers,
+                                  python_multiprocessing=num_workers > 1)
+    iterator = dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)
     while True:
         try:
             batch = next(iterator)
