@@ -163,12 +163,13 @@ def train_stderr(*args):
 
 
 def test_train_says_first_which_device_auto_chose(tmp_path):
-    """The real query on this machine: train.py's first log line is the device auto chose and why."""
+    """The real query on this machine: train.py's first log line is the device auto chose and why, then the graph
+    form and precision."""
     from src.runtime import choose_device
 
     status, lines = train_stderr("--data.train_dir", str(tmp_path / "missing"), "--output_dir", str(tmp_path))
     assert status == 2 and lines[-1] == f"error: {tmp_path}/missing: no such file or directory", lines
-    assert lines[0].endswith(" INFO " + choose_device("auto")[1]), lines
+    assert f" INFO {choose_device('auto')[1]}; graph_form auto: cpu on CPU" in lines[0], lines
 
 
 def test_train_refuses_a_device_mindspore_cannot_use_before_reading_data(tmp_path):
