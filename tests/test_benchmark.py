@@ -128,7 +128,8 @@ def test_unusable_device_is_one_error_line():
         pytest.skip("MindSpore runs on a GPU on this machine")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert errors == [errors[0]] and "device_target GPU is not usable" in errors[0], proc.stderr
+    assert errors == [errors[0]] and "device_target GPU: MindSpore" in errors[0] and "cannot use GPU" in errors[0], \
+        proc.stderr
 
 
 def test_bad_arguments_exit_non_zero():
