@@ -79,6 +79,11 @@ def train_pairs(images, task, length, args):
                       procedural_rain=True)
 
 
+def rate(count, seconds):
+    """count / seconds; None when the clock did not move (CPU clocks tick in steps of 1-10 ms)."""
+    return count / seconds if seconds > 0 else None
+
+
 def cpu_seconds():
     """CPU time (user + system) of this process and its live child processes (the pipeline's workers)."""
     import psutil
@@ -94,7 +99,7 @@ def bare_rate(images, task, args):
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(1, args.bare_samples + 1):
         pairs[i]
-    return args.bare_samples / (time.perf_counter() - t0), args.bare_samples / (time.process_time() - c0)
+    return rate(args.bare_samples, time.perf_counter() - t0), rate(args.bare_samples, time.process_time() - c0)
 
 
 def pipeline_rate(images, task, workers, args):
@@ -114,25 +119,31 @@ def pipeline_rate(images, task, workers, args):
     for _ in stream:
         pass
     samples = args.batches * args.batch
-    return args.batches / seconds, samples / seconds, samples / cpu
+    return args.batches / seconds, samples / seconds, rate(samples, cpu)
 
 
 def measure(images, args):
     rows = []
     for task in args.tasks:
         bare, bare_cpu = bare_rate(images, task, args)
-        progress(f"{task}: bare {bare:.0f} samples/s, {bare_cpu:.0f} per CPU-second (one by one in this process)")
+        progress(f"{task}: bare {bare:.0f} samples/s, {fmt(bare_cpu)} per CPU-second (one by one in this process)")
         for workers in args.workers:
             batches_per_s, samples_per_s, per_cpu = pipeline_rate(images, task, workers, args)
             per_worker = samples_per_s / workers
+            core_rate = per_cpu or per_worker  # what one core yields (wall-clock per worker if the CPU clock stood)
             rows.append({"task": task, "workers": workers, "batch": args.batch, "batches_per_s": batches_per_s,
                          "samples_per_s": samples_per_s, "samples_per_s_per_worker": per_worker,
                          "samples_per_cpu_s": per_cpu, "bare_samples_per_s": bare,
-                         "bare_samples_per_cpu_s": bare_cpu, "pipeline_vs_bare_cpu": per_cpu / bare_cpu,
-                         "workers_per_device": math.ceil(args.batch / args.step_s / per_cpu)})
+                         "bare_samples_per_cpu_s": bare_cpu,
+                         "pipeline_vs_bare_cpu": per_cpu / bare_cpu if per_cpu and bare_cpu else None,
+                         "workers_per_device": math.ceil(args.batch / args.step_s / core_rate)})
             progress(f"{task}, {workers} worker(s): {batches_per_s:.2f} batches/s, {samples_per_s:.0f} samples/s, "
-                     f"{per_worker:.0f} per worker; {per_cpu:.0f} per CPU-second ({per_cpu / bare_cpu:.2f}x bare)")
+                     f"{per_worker:.0f} per worker; {fmt(per_cpu)} per CPU-second (bare: {fmt(bare_cpu)})")
     return rows
+
+
+def fmt(value):
+    return "-" if value is None else f"{value:.0f}"
 
 
 def format_table(rows, args):
@@ -144,8 +155,8 @@ def format_table(rows, args):
              f"{'bare per CPU-s':>15} {'workers/device':>15}"]
     for r in rows:
         lines.append(f"{r['task']:<11} {r['workers']:>7} {r['batches_per_s']:>10.2f} {r['samples_per_s']:>10.0f} "
-                     f"{r['samples_per_s_per_worker']:>11.0f} {r['samples_per_cpu_s']:>10.0f} "
-                     f"{r['bare_samples_per_cpu_s']:>15.0f} {r['workers_per_device']:>15}")
+                     f"{r['samples_per_s_per_worker']:>11.0f} {fmt(r['samples_per_cpu_s']):>10} "
+                     f"{fmt(r['bare_samples_per_cpu_s']):>15} {r['workers_per_device']:>15}")
     return "\n".join(lines)
 
 
