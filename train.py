@@ -11,6 +11,7 @@ eval.py and export.py load them with no flags; ``.opt.ckpt`` beside each holds t
 plus ``loss.csv``/``loss.png`` and, with validation, ``val.csv``/``val.png``. Every key of configs/train.yaml is a
 flag (``python train.py --help``).
 """
+import src.data.blas_threads  # noqa: F401  (first: before NumPy loads OpenBLAS)
 import itertools
 import sys
 from pathlib import Path

@@ -2,8 +2,8 @@
 
 Every key of the default YAML, at any depth, is a flag: ``--lr 2e-4``, ``--model.num_layers=4``,
 ``--tasks "[sr_x2, derain]"``; a bare ``--flag`` sets a boolean to true and ``--config PATH`` merges another YAML
-whose keys must exist in the defaults. A key whose default is ``auto`` also takes an integer. Precedence: defaults <
-``--config`` files (in order) < other flags.
+whose keys must exist in the defaults. A key whose default is ``auto`` also takes an integer.
+Precedence: defaults < ``--config`` files (in order) < other flags.
 Nothing here reads ``sys.argv`` or any file at import time.
 """
 import copy

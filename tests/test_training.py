@@ -306,6 +306,15 @@ def test_learning_rate_milestones():
     assert [learning_rate(optim, s) for s in range(6)] == [4e-5, 4e-5, 2e-5, 2e-5, 1e-5, 1e-5]
 
 
+def twin_models(ipt, count):
+    """``count`` IPTs of ``ipt``'s configuration, each with a copy of its parameter values."""
+    twins = [IPT(ipt.config) for _ in range(count)]
+    for p in ipt.get_parameters():
+        for twin in twins:
+            twin.parameters_dict()[p.name].set_data(ms.Tensor(p.asnumpy().copy()))
+    return twins
+
+
 def test_learning_rate_schedule_runs_in_the_graph(tiny_config):
     """The milestone schedule is evaluated in the step graph (no rate is set from the host): four steps crossing
     milestones 1 and 3 end with the parameters of the same four steps with Adam's rate set from the host, as
@@ -316,16 +325,8 @@ def test_learning_rate_schedule_runs_in_the_graph(tiny_config):
 
     optim = Config(lr=1e-3, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, clip_grad_norm=0.0, milestones=[3, 1],
                    gamma=0.1)
-    rng = np.random.default_rng(1)
-    lr = ms.Tensor(rng.uniform(0, 255, (2, 3, 48, 48)).astype(np.float32))
-    hr = ms.Tensor(rng.uniform(0, 255, (2, 3, 96, 96)).astype(np.float32))
-    start = {p.name: p.asnumpy().copy() for p in IPT(tiny_config()).get_parameters()}
-    nets = []
-    for _ in range(2):
-        ipt = IPT(tiny_config())
-        for p in ipt.get_parameters():
-            p.set_data(ms.Tensor(start[p.name]))
-        nets.append(ipt)
+    lr, hr = (ms.Tensor(np.random.default_rng(1).uniform(0, 255, (2, 3, s, s)).astype(np.float32)) for s in (48, 96))
+    nets = twin_models(IPT(tiny_config()), 2)
     trainer = Trainer(nets[0], "sr_x2", optim)
     for _ in range(4):
         trainer.train_step("sr_x2")(lr, hr)

@@ -51,8 +51,8 @@ class TrainPairs:
 
     ``lr`` is float32 CHW on 0..255, ``hr`` uint8 CHW (the clean crop: whole numbers, a quarter of the bytes to move
     between processes and to the device; the training step makes it float32); ``skipped`` (int64, MAX_SKIPS) lists
-    the indices in ``images`` of
-    unusable files this sample passed over (-1 padded), so that the training process can count and report them;
+    the indices in ``images`` of unusable files this sample passed over (-1 padded), so that the training process
+    can count and report them;
     ``digest`` (uint8, DIGEST_BYTES) is a hash of ``lr``'s bytes, made here (in the data workers) so that the
     training process can tell which inputs it trained on without reading them back.
 
