@@ -7,7 +7,8 @@ For each task it reads what ``eval.py --benchmark DIR --baseline true --save_out
 (``src.data.benchmark_sets``), and writes ``OUT/<task>/comparison.png``: one row per photo, panels
 input | bicubic | IPT | ground truth (denoising and deraining: noisy or rainy input | IPT | ground truth), each with
 a zoomed crop (the most detailed 48x48 of the ground truth) and the PSNR-Y in the caption. Then it prints the table
-of every task: IPT and baseline PSNR-Y / SSIM-Y, and the gain.
+of every task, photo by photo and the mean: IPT and baseline PSNR-Y / SSIM-Y, and the gain; and, per task, the photo
+with the smallest gain (the worst).
 """
 import argparse
 import json
@@ -90,17 +91,23 @@ def main():
     parser.add_argument("--tasks", nargs="+", required=True)
     args = parser.parse_args()
     out = Path(args.out)
-    lines = [f"{'task':<11} {'image':<10} {'IPT psnr_y':>10} {'ssim_y':>7}   {'baseline':<12} {'psnr_y':>7} "
+    results = {task: json.loads((out / task / "metrics.json").read_text()) for task in args.tasks}
+    width = max([len("image")] + [len(m["name"]) for r in results.values() for m in r["images"]])
+    lines = [f"{'task':<11} {'image':<{width}} {'IPT psnr_y':>10} {'ssim_y':>7}   {'baseline':<12} {'psnr_y':>7} "
              f"{'ssim_y':>7}   {'gain':>6}"]
-    for task in args.tasks:
-        metrics = json.loads((out / task / "metrics.json").read_text())
+    for task, metrics in results.items():
         path = sheet(Path(args.benchmark), task, out / task, metrics)
         base = metrics["baseline"]["name"]
         for m in metrics["images"] + [{"name": "mean", **metrics["mean"], "baseline": metrics["baseline"]["mean"]}]:
             b = m["baseline"]
-            lines.append(f"{task:<11} {m['name']:<10} {m['psnr_y']:>10.2f} {m['ssim_y']:>7.4f}   {base:<12} "
+            lines.append(f"{task:<11} {m['name']:<{width}} {m['psnr_y']:>10.2f} {m['ssim_y']:>7.4f}   {base:<12} "
                          f"{b['psnr_y']:>7.2f} {b['ssim_y']:>7.4f}   {m['psnr_y'] - b['psnr_y']:>+6.2f}")
         print(f"quickstart_report: {path}", file=sys.stderr)
+    for task, metrics in results.items():
+        worst = min(metrics["images"], key=lambda m: m["psnr_y"] - m["baseline"]["psnr_y"])
+        gain = worst["psnr_y"] - worst["baseline"]["psnr_y"]
+        lines.append(f"{task}: worst photo {worst['name']}, {gain:+.2f} dB PSNR-Y over the "
+                     f"{metrics['baseline']['name']}")
     print("\n".join(lines))
     return 0
 
