@@ -320,7 +320,7 @@ def test_machines_that_disagree_on_their_node_ranks_are_told_why(two_machines, p
     """Both machines started as IPT_NODE_RANK 0: the cluster never forms, and both launchers' last lines name
     the cause."""
     names, addresses = two_machines
-    port, env = str(free_port()), {"IPT_NODES": "2", "IPT_NODE_RANK": "0", "IPT_CLUSTER_TIMEOUT": "20"}
+    port, env = str(free_port()), {"IPT_NODES": "2", "IPT_NODE_RANK": "0", "IPT_CLUSTER_TIMEOUT": "90"}
     launchers = [launch(1, photos, "--config", TINY_CONFIG, "--output_dir", tmp_path / name, netns=name,
                         env={**env, "IPT_MASTER_ADDR": addresses[0], "IPT_MASTER_PORT": port}) for name in names]
     results = finish(launchers, timeout=300)
