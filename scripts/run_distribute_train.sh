@@ -10,7 +10,8 @@
 #
 # Several machines: run the same command on each, with the same WORKERS (workers per machine) and
 #   IPT_NODES        number of machines (default 1)
-#   IPT_NODE_RANK    this machine's index, 0 .. IPT_NODES-1 (default 0; machine 0 hosts the scheduler)
+#   IPT_NODE_RANK    this machine's index, 0 .. IPT_NODES-1 (default 0; machine 0 hosts the scheduler, so it is
+#                    the machine that IPT_MASTER_ADDR names: a launcher refuses a rank that disagrees with that)
 #   IPT_MASTER_ADDR  address of machine 0 (default 127.0.0.1)
 #   IPT_MASTER_PORT  a free TCP port on machine 0 (default 8118)
 #   IPT_CLUSTER_TIMEOUT  seconds the machines have to join the cluster (default 600)
@@ -52,8 +53,13 @@ positive_int "$NODES" || fail "IPT_NODES is '$NODES'; expected a positive intege
 [[ "$MASTER_PORT" =~ ^[0-9]+$ ]] && [ "$MASTER_PORT" -ge 1024 ] && [ "$MASTER_PORT" -le 65535 ] \
   || fail "IPT_MASTER_PORT is '$MASTER_PORT'; expected a port number in 1024..65535"
 
-if [ "$NODE_RANK" -gt 0 ] && python3 -c 'import socket, sys; socket.socket().bind((sys.argv[1], 0))' \
-    "$MASTER_ADDR" 2>/dev/null; then
+is_local_address() { python3 -c 'import socket, sys; socket.socket().bind((sys.argv[1], 0))' "$1" 2>/dev/null; }
+if [ "$NODE_RANK" -eq 0 ] && [ "$NODES" -gt 1 ] && ! is_local_address "$MASTER_ADDR"; then
+  fail "this is machine IPT_NODE_RANK 0, which hosts the scheduler, but IPT_MASTER_ADDR $MASTER_ADDR is not an" \
+    "address of this machine: run machine 0 where IPT_MASTER_ADDR points, and give every other machine its own" \
+    "IPT_NODE_RANK in 1..$((NODES - 1))"
+fi
+if [ "$NODE_RANK" -gt 0 ] && is_local_address "$MASTER_ADDR"; then
   fail "IPT_MASTER_ADDR $MASTER_ADDR is an address of this machine, but this is machine IPT_NODE_RANK $NODE_RANK:" \
     "msrun would start a second scheduler here. Give every machine machine 0's address (several launchers on one" \
     "host do not work: start one launcher with all the workers)"
