@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +83,37 @@ def test_report(quickstart_data, tmp_path):
         assert abs(rows["mean"] - mean) <= 0.005
         worst = min(gains, key=gains.get)
         assert f"{task}: worst photo {worst}, {gains[worst]:+.2f} dB PSNR-Y over the " in table
+
+
+# The quickstart's denoising recipe, shortened: the same data (make_quickstart_data.py), model size
+# (configs/quickstart_pretrain.yaml's model), fine-tuning settings (configs/quickstart_finetune.yaml +
+# quickstart_denoise.yaml: batch, tile, learning rate) and held-out photos, but from a random init instead of the
+# pre-trained model, for half the fine-tuning's steps (its milestones halved too). Its worst photo against the full
+# quickstart's (dB PSNR-Y over the noisy input; 2026-12-03, the 2-core machine):
+#   recipe                                   short run        full quickstart (denoise_30 fine-tuning)
+#   as committed, data.seed 0 / 1 / 2        3.98 / 4.13 / 4.07   4.85 / 5.06 / -
+#   without the exposure variants            4.11             5.15
+#   lr 5e-4 instead of 2e-3                  3.51             3.88 (below 4)
+#   80 steps (the earlier count; short: 40)  3.42             3.11 (below 4)
+# The full run's worst photo is 0.4 to 1.0 dB above the short run's where both train 120+ steps, and 0.3 dB below it
+# at 80 steps; 3.7 dB separates the recipes whose full run keeps every photo at +4 dB or more from those that do not.
+# Rechecked with the in-graph schedule and whole-batch data workers: short run 3.98, full quickstart 4.85 (gravel),
+# the same with 1 or 2 data workers.
+SHORT_RUN_WORST_GAIN = 3.7  # dB PSNR-Y over the noisy input, on the worst held-out photo
+
+
+def test_a_short_run_of_the_denoising_recipe_holds_up_on_every_heldout_photo(quickstart_data, tmp_path):
+    """Fails when the quickstart's denoising recipe stops generalising to photos unlike its training photos."""
+    model = yaml.safe_load((ROOT / "configs" / "quickstart_pretrain.yaml").read_text())["model"]
+    denoise = yaml.safe_load((ROOT / "configs" / "quickstart_denoise.yaml").read_text())
+    steps, milestones = denoise["steps"] // 2, [m // 2 for m in denoise["optim"]["milestones"]]
+    run("train.py", "--config", "configs/quickstart_finetune.yaml", "--config", "configs/quickstart_denoise.yaml",
+        "--task", "denoise_30", *[f"--model.{key}={value}" for key, value in model.items()], "--steps", steps,
+        "--optim.milestones", str(milestones), "--log_every", steps, "--data.train_dir", quickstart_data / "train",
+        "--output_dir", tmp_path / "run")
+    run("eval.py", "--ckpt_path", tmp_path / "run" / "ipt_denoise_30_last.ckpt", "--task", "denoise_30",
+        "--benchmark", quickstart_data / "heldout", "--baseline", "true", "--metrics_json", tmp_path / "metrics.json")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    gains = {m["name"]: round(m["psnr_y"] - m["baseline"]["psnr_y"], 2) for m in metrics["images"]}
+    assert sorted(gains) == HELDOUT
+    assert min(gains.values()) >= SHORT_RUN_WORST_GAIN, gains
