@@ -43,10 +43,20 @@ class HostBatches:
 
 class DatasetSink:
     """Dataset sink mode (Ascend and GPU only): ``mindspore.data_sink`` sends the (lr, hr) batches of ``dataset``
-    (``train_dataset.sink_dataset``) to the device, and each call of ``run`` trains ``sink_size`` steps of one step
-    graph, the batch read on the device (GetNext) in the same compiled function (``mindspore.JitConfig()``). A call
-    returns the losses of its last step only. The host never sees the batches: skipped image files are not counted
-    and there is no inputs digest. MindSpore sends the dataset round and round; ``close`` stops it."""
+    (``train_dataset.sink_dataset``) to a device queue, and each call of ``run`` trains ``sink_size`` steps: the
+    device's GetNext, then the step graph, the same compiled graph as the per-step path's. A call returns the losses
+    of its last step only. The host never sees the batches: skipped image files are not counted and there is no
+    inputs digest. MindSpore sends the dataset round and round; ``close`` stops it.
+
+    Without a ``jit_config`` (MindSpore 2.10, ``mindspore/train/data_sink.py``), ``data_sink`` sizes the device
+    queue's loop at 1 and calls the wrapper ``sink_size`` times from Python, so a call is exactly ``sink_size`` steps.
+    With one, it sets MindSpore's global iteration count (``ConfigManager::iter_num``) to ``sink_size``, which the
+    kernel-by-kernel runtime (jit levels O0, O1) takes as the loop count of every graph built afterwards
+    (``GetLoopCount`` in ``runtime/graph_scheduler/graph_scheduler.cc``) while ``data_sink`` still calls ``sink_size``
+    times, and on the Atlas training series (910A) or with GE it calls once; the steps per call would then depend on
+    the device and the validation graph would loop too (read in MindSpore's source, not run). ``Trainer.fit``
+    compares the steps the graph counted with its own count at every log, so a call that trains another number of
+    steps stops the run before anything is saved."""
 
     unusable = None
 
@@ -60,7 +70,7 @@ class DatasetSink:
             def sunk_step(lr, hr):
                 return step(lr, hr)
 
-            self.sink = ms.data_sink(sunk_step, self.dataset, self.steps_per_call, ms.JitConfig())
+            self.sink = ms.data_sink(sunk_step, self.dataset, self.steps_per_call)
             self.step = step
         if step is not self.step:
             raise RuntimeError("dataset sink mode trains one step graph; it was given a second one")

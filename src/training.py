@@ -289,7 +289,7 @@ class Trainer:
         the end), where they are read all at once; a loss that is not finite (without loss scaling: training
         diverged, an IPTError) is therefore reported at the next log step, before anything is saved. Each call
         gives the losses of its last step: every step's with ``HostBatches``, every ``steps_per_call``-th with a
-        sink.
+        sink. At those reads the step graph's own count of steps must equal the loop's (an IPTError otherwise).
 
         Logs ``step N/M task T L1 X contrastive Y lr Z S samples/s ETA`` every ``log_every`` steps (the step's
         values, averaged over the ranks; the speed over the steps since the previous log) and the compilation time
@@ -327,6 +327,7 @@ class Trainer:
                 save_now = writer and save_every and self.step % save_every == 0
                 if new_graph or log_now or validate_now or save_now:
                     latest = self._read_losses(losses, history) or latest
+                    self._check_step_count(per_call)
                 if new_graph:
                     compiled.add(task)
                     window_start, window_steps = time.perf_counter(), 0
@@ -378,6 +379,15 @@ class Trainer:
                 log.warning("step %d: loss %s, update skipped and loss scale lowered", step, total)
             history.add(step, task, total, l1, con, learning_rate(self.optim_cfg, step - 1))
         return rows[-1] if rows else None
+
+    def _check_step_count(self, per_call):
+        """The step graph counts the steps it ran (the schedule's count); a feed whose calls train another number of
+        steps than they say (``per_call``) is an IPTError, raised before anything is saved."""
+        counted = int(self.schedule.completed.asnumpy())
+        if counted != self.step:
+            raise IPTError(f"the step graph has run {counted} steps where the training loop counts {self.step} "
+                           f"({per_call} per call): the calls do not train the steps they should"
+                           f"{'; set sink_size 0 (dataset sink mode off)' if per_call > 1 else ''}")
 
     def _validate(self, validate, history, bar):
         results = validate(self.step)

@@ -425,12 +425,12 @@ class HostStepsPerCall:
 
     unusable = None
 
-    def __init__(self, batches, n):
+    def __init__(self, batches, n, runs=None):
         from src.step_feeds import HostBatches
-        self.host, self.steps_per_call = HostBatches(batches), n
+        self.host, self.steps_per_call, self.runs = HostBatches(batches), n, runs or n  # runs: steps really run
 
     def run(self, step):
-        for _ in range(self.steps_per_call):
+        for _ in range(self.runs):
             values = self.host.run(step)
         return values
 
@@ -444,7 +444,8 @@ class HostStepsPerCall:
 def test_several_steps_per_call_log_save_and_resume_on_call_boundaries(two_crops, tmp_path, caplog):
     """``Trainer.fit`` with 4 steps per call (the stand-in above): losses kept at steps 4, 8, 12 only, equal to the
     per-step run's; checkpoints, logs, validation and the end on call boundaries; the parameters those of the
-    per-step run, bit for bit; and a resume from step 8 ends there too."""
+    per-step run, bit for bit; a resume from step 8 ends there too; and calls that train more steps than they say
+    stop the run at the first read, before anything is saved."""
     from src.checkpoint.loader import load_model
     from src.data.train_dataset import batches
     from src.step_feeds import HostBatches
@@ -484,6 +485,13 @@ def test_several_steps_per_call_log_save_and_resume_on_call_boundaries(two_crops
     for p in nets[0].get_parameters():
         np.testing.assert_array_equal(ipt.parameters_dict()[p.name].asnumpy(), p.asnumpy(), err_msg=p.name)
     assert read_losses(tmp_path / "per_call" / "loss.csv") == runs["per_call"]
+    from src.errors import IPTError
+    with pytest.raises(IPTError, match=re.escape("the step graph has run 5 steps where the training loop counts 4 (4 "
+                                                 "per call): the calls do not train the steps they should; set "
+                                                 "sink_size 0")):
+        Trainer(ipt, "sr_x2", optim).fit(HostStepsPerCall(stream(0, 15), 4, runs=5), 12, tmp_path / "miscounted",
+                                         log_every=4, save_every=4)
+    assert not (tmp_path / "miscounted").exists()
 
 
 # --- bad input: one line on stderr, exit status 2 ------------------------------------------------------------------
