@@ -21,13 +21,15 @@ import mindspore as ms
 from src.checkpoint.loader import build_model, read_weights, select_tasks
 from src.config import load_yaml, parse_config
 from src.data.image_io import list_images
-from src.data.train_dataset import TrainPairs, UnusableFiles, batches, data_workers, first_usable_image
+from src.data.train_dataset import (TrainPairs, UnusableFiles, batches, data_workers, first_usable_image,
+                                    sink_dataset)
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
 from src.runtime import (choose_device, distributed_device_id, init_data_parallel, launched_world_size,
                          local_process_count, log, setup)
 from src.tasks import check_task_list, get_task, pick_task
 from src.train_outputs import check_output_dir, latest_checkpoint, remove_earlier_outputs
+from src.step_feeds import DatasetSink, HostBatches
 from src.training import Trainer
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "train.yaml"
@@ -37,7 +39,7 @@ MODES = ("finetune", "pretrain")
 def check_numbers(cfg):
     """Range checks of the keys (parse_config already checked the types)."""
     at_least = {"steps": (cfg.steps, 1), "log_every": (cfg.log_every, 1), "save_every": (cfg.save_every, 0),
-                "val_every": (cfg.val_every, 0),
+                "val_every": (cfg.val_every, 0), "sink_size": (cfg.sink_size, 0),
                 "data.batch_size": (cfg.data.batch_size, 1),
                 "data.lr_patch_size": (cfg.data.lr_patch_size, 1), "optim.weight_decay": (cfg.optim.weight_decay, 0),
                 "optim.clip_grad_norm": (cfg.optim.clip_grad_norm, 0),
@@ -63,6 +65,38 @@ def check_numbers(cfg):
     if cfg.loss.temperature <= 0:
         raise ConfigError(f"loss.temperature is {cfg.loss.temperature}; it must be positive")
     check_task_list(cfg.tasks, "tasks")
+
+
+def check_sink_size(cfg, device_target):
+    """Refuse dataset sink mode (``sink_size`` > 0) where it cannot serve this run, before anything is read: with
+    several tasks (pre-training draws a task per step, each task its own graph, and one sunk graph trains one), when
+    it does not divide steps, log_every, save_every or val_every (losses are read, checkpoints written and
+    validation run between sink calls), and on CPU (``mindspore.data_sink`` runs on Ascend and GPU only)."""
+    size = cfg.sink_size
+    if not size:
+        return
+    if cfg.mode == "pretrain" and len(cfg.tasks) > 1:
+        raise ConfigError(f"sink_size {size}: dataset sink mode trains one task (fine-tuning); pre-training draws "
+                          f"one of {len(cfg.tasks)} tasks per step, each its own graph, which one sunk graph cannot "
+                          f"serve: set sink_size 0")
+    every = {"steps": cfg.steps, "log_every": cfg.log_every, "save_every": cfg.save_every,
+             "val_every": cfg.val_every if cfg.data.val_dir else 0}
+    for key, value in every.items():
+        if value % size:
+            raise ConfigError(f"sink_size {size} does not divide {key} {value}: each sink call trains {size} steps "
+                              f"and losses, checkpoints and validation happen between calls; choose a sink_size "
+                              f"that divides steps, log_every, save_every and val_every")
+    if device_target not in ("Ascend", "GPU"):
+        raise ConfigError(f"sink_size {size}: dataset sink mode runs on Ascend and GPU only (mindspore.data_sink); "
+                          f"this run is on {device_target}: set sink_size 0")
+
+
+def check_sink_start(sink_size, start, source):
+    """A resumed run in sink mode starts at a multiple of ``sink_size``, so that its sink calls end on the same
+    steps as the logs, checkpoints and validation."""
+    if sink_size and start % sink_size:
+        raise ConfigError(f"sink_size {sink_size} does not divide step {start} of {source}, where this run resumes: "
+                          f"resume it with sink_size 0 or a sink_size that divides {start}")
 
 
 def resolve_compute_dtype(value, device_target):
@@ -145,6 +179,7 @@ def main(argv=None):
         raise ConfigError("--data.train_dir is required (a folder of clean training images; sub-folders are read "
                           "too)")
     device = choose_device(cfg.device_target)[0]  # what setup() takes, for compute_dtype auto
+    check_sink_size(cfg, device)
     compute_dtype, graph_form = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, device),
                                       cfg.onednn_isa, distributed_device_id(), cfg.graph_form)
     images = list_images(cfg.data.train_dir, recursive=True)
@@ -166,6 +201,7 @@ def main(argv=None):
     first_usable_image(images, cfg.data.lr_patch_size, cfg.data.seed)
     rank, world = init_data_parallel()
     weights, start, source = load_start(cfg, batch, resume)
+    check_sink_start(cfg.sink_size, start, source)
     check_architecture(cfg, weights, source, resume)
     if pretrain:
         tasks = tuple(cfg.tasks)
@@ -189,8 +225,14 @@ def main(argv=None):
     pairs = TrainPairs(images, tasks[0] if len(tasks) == 1 else tasks, (cfg.steps - start) * local_batch,
                        cfg.data.lr_patch_size, cfg.data.seed, cfg.data.augment, rain, start=start * local_batch,
                        num_shards=world, shard_id=rank, batch_size=local_batch, procedural_rain=not rain)
-    stream = batches(pairs, local_batch, workers)
-    first = next(stream)  # the workers start now, before the model is built
+    if cfg.sink_size:
+        feed = DatasetSink(sink_dataset(pairs, local_batch, workers), cfg.sink_size)
+        log.info("dataset sink: %d steps per call, the losses of each call's last step kept; image files the data "
+                 "workers skip are neither counted nor named (sink_size 0 lists them)", cfg.sink_size)
+    else:
+        stream = batches(pairs, local_batch, workers)
+        first = next(stream)  # the workers start now, before the model is built
+        feed = HostBatches(itertools.chain([first], stream), UnusableFiles(images, cfg.data.lr_patch_size))
     ms.set_seed(cfg.data.seed)
     ipt = (IPT(spec, compute_dtype, graph_form) if weights is None
            else build_model(spec, compute_dtype, source, graph_form))
@@ -208,9 +250,9 @@ def main(argv=None):
     log.info("%s: %s %s, %d trainable parameters, %d image(s) in %s, steps %d..%d, batch %d (%d per worker x %d), "
              "contrastive weight %g", source, cfg.mode, ", ".join(tasks), count_trainable(ipt), len(images),
              cfg.data.train_dir, start, cfg.steps, batch, local_batch, world, weight)
-    trainer.fit(itertools.chain([first], stream), cfg.steps, cfg.output_dir, cfg.log_every, cfg.save_every,
-                extra={"seed": cfg.data.seed, "batch_size": batch}, samples_per_step=batch,
-                unusable=UnusableFiles(images, cfg.data.lr_patch_size), validate=validate, val_every=cfg.val_every)
+    trainer.fit(feed, cfg.steps, cfg.output_dir, cfg.log_every, cfg.save_every,
+                extra={"seed": cfg.data.seed, "batch_size": batch}, samples_per_step=batch, validate=validate,
+                val_every=cfg.val_every)
     return 0
 
 

@@ -277,23 +277,28 @@ class Trainer:
             param.set_data(Tensor(value, param.dtype))
         self.step = step
 
-    def fit(self, batches, steps, output_dir, log_every=100, save_every=0, extra=None, samples_per_step=1,
-            unusable=None, validate=None, val_every=0):
-        """Train on ``batches`` ((lr, hr, skipped, digest) NumPy batches, ``train_dataset.batches``) from
-        ``self.step`` up to ``steps``.
+    def fit(self, feed, steps, output_dir, log_every=100, save_every=0, extra=None, samples_per_step=1,
+            validate=None, val_every=0):
+        """Train from ``self.step`` up to ``steps`` on the batches of ``feed`` (``step_feeds``: ``HostBatches``, one
+        step per host batch, or ``DatasetSink``, ``steps_per_call`` steps per call with the batches sent to the
+        device by MindSpore; its steps per call must divide ``steps``, ``log_every``, ``save_every``, ``val_every``
+        and the first step, as train.py checks).
 
-        The host never waits for the device between two steps: the learning rate is scheduled in the graph and
+        The host never waits for the device between two calls: the learning rate is scheduled in the graph and
         the loss values stay on the device until a log step (or a checkpoint, a validation, a task's first step,
         the end), where they are read all at once; a loss that is not finite (without loss scaling: training
-        diverged, an IPTError) is therefore reported at the next log step, before anything is saved.
+        diverged, an IPTError) is therefore reported at the next log step, before anything is saved. Each call
+        gives the losses of its last step: every step's with ``HostBatches``, every ``steps_per_call``-th with a
+        sink. At those reads the step graph's own count of steps must equal the loop's (an IPTError otherwise).
 
         Logs ``step N/M task T L1 X contrastive Y lr Z S samples/s ETA`` every ``log_every`` steps (the step's
         values, averaged over the ranks; the speed over the steps since the previous log) and the compilation time
         of each task's graph; a progress bar on stdout only when it is a terminal. ``samples_per_step`` is the
-        global batch. ``unusable`` (an UnusableFiles) counts and reports the image files the data stream skipped.
-        Rank 0 writes ``ipt_<name>_step<N>.ckpt`` every ``save_every`` steps (0: never), ``ipt_<name>_last.ckpt``
-        at the end, and ``loss.csv`` / ``loss.png`` with each checkpoint; ``validate(step)`` ({task: (PSNR-Y,
-        input PSNR-Y)}) runs every ``val_every`` steps and at the end, into ``val.csv`` / ``val.png``.
+        global batch. The feed's ``unusable`` (an UnusableFiles) counts and reports the image files the data stream
+        skipped. Rank 0 writes ``ipt_<name>_step<N>.ckpt`` every ``save_every`` steps (0: never),
+        ``ipt_<name>_last.ckpt`` at the end, and ``loss.csv`` / ``loss.png`` with each checkpoint; ``validate(step)``
+        ({task: (PSNR-Y, input PSNR-Y)}) runs every ``val_every`` steps and at the end, into ``val.csv`` /
+        ``val.png``.
         """
         output_dir = Path(output_dir)
         writer = self.rank == 0
@@ -302,51 +307,53 @@ class Trainer:
         self.schedule.completed.set_data(Tensor(self.step, ms.int32))
         losses = DeviceLosses()
         compiled, latest = set(), None
-        first_step, data_digest = self.step, hashlib.sha1()
+        first_step, unusable, per_call = self.step, feed.unusable, feed.steps_per_call
         window_start, window_steps = time.perf_counter(), 0  # the steps timed since the last log
-        for lr, hr, skipped, digest in batches:
-            if self.step >= steps:
-                break
-            task = self.task_at(self.step)
-            new_graph = task not in compiled
-            if new_graph:
-                latest = self._read_losses(losses, history) or latest
-                tic = time.perf_counter()
-            values = self.train_step(task)(Tensor(lr), Tensor(hr))
-            self.step += 1
-            losses.add(self.step, task, values)
-            data_digest.update(digest.tobytes())
-            if unusable is not None:
-                unusable.add(skipped)
-            log_now = self.step % log_every == 0 or self.step == steps
-            validate_now = writer and validate and val_every and (self.step % val_every == 0 or self.step == steps)
-            save_now = writer and save_every and self.step % save_every == 0
-            if new_graph or log_now or validate_now or save_now:
-                latest = self._read_losses(losses, history) or latest
-            if new_graph:
-                compiled.add(task)
-                window_start, window_steps = time.perf_counter(), 0
-                self._log(bar, "step %d/%d task %s: graph compiled and run in %.1f s", self.step, steps, task,
-                          window_start - tic)
-            else:
-                window_steps += 1
-            if bar:
-                bar.update(self.step, f"{latest[1]} L1 {latest[3]:.3f}" if latest else "")
-            if log_now:
-                now = time.perf_counter()
-                per_step = (now - window_start) / window_steps if window_steps else float("nan")
-                _, task, _, l1, con = latest
-                self._log(bar, "step %d/%d task %s L1 %.4f contrastive %.4f lr %.3g %s samples/s ETA %s%s",
-                          self.step, steps, task, l1, con, learning_rate(self.optim_cfg, self.step - 1),
-                          f"{samples_per_step / per_step:.1f}" if window_steps else "?",
-                          format_eta((steps - self.step) * per_step),
-                          f" ({unusable.count} unusable file(s) skipped)" if unusable and unusable.count else "")
-                window_start, window_steps = time.perf_counter(), 0
-            if validate_now:
-                self._validate(validate, history, bar)
-            if save_now:
-                self._save(output_dir / f"ipt_{self.name}_step{self.step}.ckpt", extra, history, bar)
-        self._read_losses(losses, history)
+        try:
+            while self.step < steps:
+                task = self.task_at(self.step)
+                new_graph = task not in compiled
+                if new_graph:
+                    latest = self._read_losses(losses, history) or latest
+                    tic = time.perf_counter()
+                values = feed.run(self.train_step(task))
+                if values is None:
+                    break
+                self.step += per_call
+                losses.add(self.step, task, values)
+                log_now = self.step % log_every == 0 or self.step == steps
+                validate_now = writer and validate and val_every and (self.step % val_every == 0
+                                                                      or self.step == steps)
+                save_now = writer and save_every and self.step % save_every == 0
+                if new_graph or log_now or validate_now or save_now:
+                    latest = self._read_losses(losses, history) or latest
+                    self._check_step_count(per_call)
+                if new_graph:
+                    compiled.add(task)
+                    window_start, window_steps = time.perf_counter(), 0
+                    self._log(bar, "step %d/%d task %s: graph compiled and run in %.1f s%s", self.step, steps, task,
+                              window_start - tic, f" ({per_call} steps)" if per_call > 1 else "")
+                else:
+                    window_steps += per_call
+                if bar:
+                    bar.update(self.step, f"{latest[1]} L1 {latest[3]:.3f}" if latest else "")
+                if log_now:
+                    now = time.perf_counter()
+                    per_step = (now - window_start) / window_steps if window_steps else float("nan")
+                    _, task, _, l1, con = latest
+                    self._log(bar, "step %d/%d task %s L1 %.4f contrastive %.4f lr %.3g %s samples/s ETA %s%s",
+                              self.step, steps, task, l1, con, learning_rate(self.optim_cfg, self.step - 1),
+                              f"{samples_per_step / per_step:.1f}" if window_steps else "?",
+                              format_eta((steps - self.step) * per_step),
+                              f" ({unusable.count} unusable file(s) skipped)" if unusable and unusable.count else "")
+                    window_start, window_steps = time.perf_counter(), 0
+                if validate_now:
+                    self._validate(validate, history, bar)
+                if save_now:
+                    self._save(output_dir / f"ipt_{self.name}_step{self.step}.ckpt", extra, history, bar)
+            self._read_losses(losses, history)
+        finally:
+            feed.close()
         if bar:
             bar.clear()
         if self.step < steps:
@@ -356,8 +363,8 @@ class Trainer:
         log.info("trained steps %d..%d%s", first_step, steps,
                  f"; {unusable.count} unusable image file(s) skipped" if unusable and unusable.count else "")
         # data-parallel replicas must end equal; their inputs must differ
-        log.info("rank %d of %d: parameters sha1 %s, inputs sha1 %s", self.rank, self.world_size,
-                 parameters_digest(self.ipt), data_digest.hexdigest())
+        log.info("rank %d of %d: parameters sha1 %s, %s", self.rank, self.world_size, parameters_digest(self.ipt),
+                 feed.inputs())
 
     def _read_losses(self, losses, history):
         """Read the losses kept on the device into ``history`` (with each step's scheduled rate); the last row
@@ -372,6 +379,15 @@ class Trainer:
                 log.warning("step %d: loss %s, update skipped and loss scale lowered", step, total)
             history.add(step, task, total, l1, con, learning_rate(self.optim_cfg, step - 1))
         return rows[-1] if rows else None
+
+    def _check_step_count(self, per_call):
+        """The step graph counts the steps it ran (the schedule's count); a feed whose calls train another number of
+        steps than they say (``per_call``) is an IPTError, raised before anything is saved."""
+        counted = int(self.schedule.completed.asnumpy())
+        if counted != self.step:
+            raise IPTError(f"the step graph has run {counted} steps where the training loop counts {self.step} "
+                           f"({per_call} per call): the calls do not train the steps they should"
+                           f"{'; set sink_size 0 (dataset sink mode off)' if per_call > 1 else ''}")
 
     def _validate(self, validate, history, bar):
         results = validate(self.step)

@@ -370,6 +370,130 @@ def test_loss_scaling_step_matches_and_skips_overflow(tiny_config):
     assert float(state["loss_scale"].asnumpy()) == LOSS_SCALE_INIT / 2 and int(state["good_steps"].asnumpy()) == 0
 
 
+# --- dataset sink mode: what runs without a device ----------------------------------------------------------------
+
+def test_sink_size_checks():
+    """The decisions of dataset sink mode, with the device named as an input: "GPU" here stands in for a device
+    that this machine lacks, only to reach the checks after the CPU refusal; nothing runs on a device."""
+    from src.config import parse_config
+    from train import DEFAULT_CONFIG, check_sink_size, check_sink_start
+
+    def config(*flags):
+        return parse_config(["--steps", "16", "--log_every", "8", "--save_every", "4", *flags], DEFAULT_CONFIG)
+
+    check_sink_size(config("--sink_size", "4"), "GPU")
+    check_sink_size(config("--sink_size", "4"), "Ascend")
+    check_sink_size(config("--sink_size", "0"), "CPU")
+    check_sink_size(config("--sink_size", "4", "--val_every", "6"), "GPU")  # no val_dir: no validation
+    check_sink_size(config("--sink_size", "4", "--mode", "pretrain", "--tasks", "[denoise_30]"), "GPU")
+    for flags, message in [(["--save_every", "6"], "does not divide save_every 6"),
+                           (["--steps", "18"], "does not divide steps 18"),
+                           (["--val_every", "6", "--data.val_dir", "val"], "does not divide val_every 6"),
+                           (["--mode", "pretrain"], "trains one task (fine-tuning)")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            check_sink_size(config("--sink_size", "4", *flags), "GPU")
+    with pytest.raises(ConfigError, match="runs on Ascend and GPU only"):
+        check_sink_size(config("--sink_size", "4"), "CPU")
+    check_sink_start(4, 0, "x.ckpt")
+    check_sink_start(4, 12, "x.ckpt")
+    check_sink_start(0, 7, "x.ckpt")
+    with pytest.raises(ConfigError, match=re.escape("sink_size 4 does not divide step 6 of x.ckpt, where this run "
+                                                    "resumes")):
+        check_sink_start(4, 6, "x.ckpt")
+
+
+def test_sink_dataset_is_the_host_stream_from_a_resumed_step(two_crops):
+    """The dataset a sink sends to the device holds the (lr, hr) batches the per-step path trains on, in the same
+    order, with worker processes, and a resumed stream (start at step 3) is the uninterrupted one from step 3."""
+    from src.data.train_dataset import batches, sink_dataset
+
+    images, batch = sorted(two_crops.iterdir()), 2
+    whole = [b[:2] for b in batches(TrainPairs(images, "denoise_30", 8 * batch, seed=5, batch_size=batch), batch)]
+    resumed = TrainPairs(images, "denoise_30", 5 * batch, seed=5, start=3 * batch, batch_size=batch)
+    sunk = list(sink_dataset(resumed, batch, num_workers=2).create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert len(whole) == 8 and len(sunk) == 5
+    for got, want in zip(sunk, whole[3:]):
+        assert len(got) == 2 and got[0].dtype == np.float32 and got[1].dtype == np.uint8
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+class HostStepsPerCall:
+    """A stand-in for ``step_feeds.DatasetSink``, which needs an Ascend or GPU device: each call runs ``n`` real
+    steps on host batches and returns the last one's losses, as a sink call does. It isolates the training loop's
+    handling of several steps per call; the sink itself is not run here."""
+
+    unusable = None
+
+    def __init__(self, batches, n, runs=None):
+        from src.step_feeds import HostBatches
+        self.host, self.steps_per_call, self.runs = HostBatches(batches), n, runs or n  # runs: steps really run
+
+    def run(self, step):
+        for _ in range(self.runs):
+            values = self.host.run(step)
+        return values
+
+    def inputs(self):
+        return self.host.inputs()
+
+    def close(self):
+        pass
+
+
+def test_several_steps_per_call_log_save_and_resume_on_call_boundaries(two_crops, tmp_path, caplog):
+    """``Trainer.fit`` with 4 steps per call (the stand-in above): losses kept at steps 4, 8, 12 only, equal to the
+    per-step run's; checkpoints, logs, validation and the end on call boundaries; the parameters those of the
+    per-step run, bit for bit; a resume from step 8 ends there too; and calls that train more steps than they say
+    stop the run at the first read, before anything is saved."""
+    from src.checkpoint.loader import load_model
+    from src.data.train_dataset import batches
+    from src.step_feeds import HostBatches
+    from src.validation import Validator
+
+    optim = Config(lr=1e-3, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, clip_grad_norm=0.0, milestones=[6],
+                   gamma=0.5)
+    images, batch = sorted(two_crops.iterdir()), 2
+
+    def stream(start, steps):
+        return batches(TrainPairs(images, "sr_x2", (steps - start) * batch, seed=0, start=start * batch,
+                                  batch_size=batch), batch)
+
+    ms.set_seed(0)
+    nets = twin_models(IPT(IPTConfig(tasks=("sr_x2",), **TINY)), 2)
+    caplog.set_level(logging.INFO, logger="ipt")
+    runs = {}
+    for name, net, feed in [("per_step", nets[0], HostBatches(stream(0, 12))),
+                            ("per_call", nets[1], HostStepsPerCall(stream(0, 12), 4))]:
+        Trainer(net, "sr_x2", optim).fit(feed, 12, tmp_path / name, log_every=4, save_every=8,
+                                         validate=Validator(net, ("sr_x2",), images, 48), val_every=4)
+        runs[name] = read_losses(tmp_path / name / "loss.csv")
+    with open(tmp_path / "per_call" / "val.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [4, 8, 12]
+    assert sorted(runs["per_call"]) == [4, 8, 12] and runs["per_call"] == {s: runs["per_step"][s] for s in (4, 8, 12)}
+    assert "step 4/12 task sr_x2: graph compiled and run in" in caplog.text and "(4 steps)" in caplog.text
+    assert re.search(r"step 8/12 task sr_x2 L1 [\d.]+ contrastive 0\.0000 lr 0\.0005 ", caplog.text)
+    assert sorted(p.name for p in (tmp_path / "per_call").glob("*.ckpt")) == [
+        "ipt_sr_x2_last.ckpt", "ipt_sr_x2_last.opt.ckpt", "ipt_sr_x2_step8.ckpt", "ipt_sr_x2_step8.opt.ckpt"]
+    for p in nets[0].get_parameters():
+        np.testing.assert_array_equal(nets[1].parameters_dict()[p.name].asnumpy(), p.asnumpy(), err_msg=p.name)
+    checkpoint = tmp_path / "per_call" / "ipt_sr_x2_step8.ckpt"
+    ipt, _ = load_model(checkpoint)
+    trainer = Trainer(ipt, "sr_x2", optim)
+    trainer.resume(checkpoint, 8)
+    trainer.fit(HostStepsPerCall(stream(8, 12), 4), 12, tmp_path / "per_call", log_every=4, save_every=8)
+    for p in nets[0].get_parameters():
+        np.testing.assert_array_equal(ipt.parameters_dict()[p.name].asnumpy(), p.asnumpy(), err_msg=p.name)
+    assert read_losses(tmp_path / "per_call" / "loss.csv") == runs["per_call"]
+    from src.errors import IPTError
+    with pytest.raises(IPTError, match=re.escape("the step graph has run 5 steps where the training loop counts 4 (4 "
+                                                 "per call): the calls do not train the steps they should; set "
+                                                 "sink_size 0")):
+        Trainer(ipt, "sr_x2", optim).fit(HostStepsPerCall(stream(0, 15), 4, runs=5), 12, tmp_path / "miscounted",
+                                         log_every=4, save_every=4)
+    assert not (tmp_path / "miscounted").exists()
+
+
 # --- bad input: one line on stderr, exit status 2 ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -400,6 +524,17 @@ def bad_inputs(tmp_path_factory):
      "data.num_workers is 100000; expected auto or a count from 1 to"),
     (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--data.num_workers", "many"],
      "data.num_workers is 'many'; expected auto or a count from 1 to"),
+    # dataset sink mode: refused before any image is read (the folder does not exist)
+    (["--data.train_dir", "{d}/missing", "--task", "sr_x2", "--sink_size", "4", "--steps", "8", "--log_every", "4",
+      "--save_every", "0"], "sink_size 4: dataset sink mode runs on Ascend and GPU only (mindspore.data_sink); this "
+                            "run is on CPU: set sink_size 0"),
+    (["--data.train_dir", "{d}/missing", "--mode", "pretrain", "--sink_size", "4", "--steps", "8", "--log_every",
+      "4", "--save_every", "0"], "sink_size 4: dataset sink mode trains one task (fine-tuning); pre-training draws "
+                                 "one of 6 tasks per step"),
+    (["--data.train_dir", "{d}/missing", "--task", "sr_x2", "--sink_size", "4", "--steps", "8", "--log_every", "6"],
+     "sink_size 4 does not divide log_every 6: each sink call trains 4 steps"),
+    (["--data.train_dir", "{d}/good", "--task", "sr_x2", "--sink_size", "-1"], "sink_size is -1; it must be at "
+                                                                               "least 0"),
 ])
 def test_bad_input_is_one_line(bad_inputs, args, message):
     args = [a.format(d=bad_inputs) for a in args]

@@ -199,16 +199,26 @@ class Batched:
         return tuple(np.stack(column) for column in zip(*samples))
 
 
+def batch_dataset(source, batch_size, num_workers=1):
+    """``source`` in order as a GeneratorDataset of (lr, hr, skipped, digest) batches (``num_workers`` > 1: worker
+    processes). A worker makes whole batches (``Batched``): one hand-over per batch instead of one per sample, which
+    is most of what the pipeline costs beyond the samples themselves (benchmarks/data_benchmark.py)."""
+    return ds.GeneratorDataset(Batched(source, batch_size), column_names=["lr", "hr", "skipped", "digest"],
+                               shuffle=False, num_parallel_workers=num_workers, python_multiprocessing=num_workers > 1)
+
+
+def sink_dataset(source, batch_size, num_workers=1):
+    """The (lr, hr) columns of ``batch_dataset``: the batches ``batches`` yields, in the same order, for
+    ``mindspore.data_sink`` to send to the device (the training process never sees them, so ``skipped`` and
+    ``digest`` are left out)."""
+    return batch_dataset(source, batch_size, num_workers).project(["lr", "hr"])
+
+
 def batches(source, batch_size, num_workers=1):
-    """Iterate ``source`` in order as (lr, hr, skipped, digest) NumPy batches through a GeneratorDataset
-    (``num_workers`` > 1: worker processes). A worker makes whole batches (``Batched``): one hand-over per batch
-    instead of one per sample, which is most of what the pipeline costs beyond the samples themselves
-    (benchmarks/data_benchmark.py). NumPy, so that the training loop reads ``skipped`` and ``digest`` without
-    waiting for the device. An IPTError raised inside a worker comes out as itself, not as the pipeline's report."""
-    dataset = ds.GeneratorDataset(Batched(source, batch_size), column_names=["lr", "hr", "skipped", "digest"],
-                                  shuffle=False, num_parallel_workers=num_workers,
-                                  python_multiprocessing=num_workers > 1)
-    iterator = dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)
+    """Iterate ``source`` in order as (lr, hr, skipped, digest) NumPy batches of ``batch_dataset``. NumPy, so that
+    the training loop reads ``skipped`` and ``digest`` without waiting for the device. An IPTError raised inside a
+    worker comes out as itself, not as the pipeline's report."""
+    iterator = batch_dataset(source, batch_size, num_workers).create_tuple_iterator(num_epochs=1, output_numpy=True)
     while True:
         try:
             batch = next(iterator)
