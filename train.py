@@ -25,8 +25,9 @@ from src.data.train_dataset import (TrainPairs, UnusableFiles, batches, data_wor
                                     sink_dataset)
 from src.errors import CheckpointError, ConfigError, run_main
 from src.models.ipt import IPT, IPTConfig, count_trainable
-from src.runtime import (choose_device, distributed_device_id, init_data_parallel, launched_world_size,
-                         local_process_count, log, setup)
+from src import runtime
+from src.runtime import (distributed_device_id, init_data_parallel, launched_world_size, local_process_count, log,
+                         setup)
 from src.tasks import check_task_list, get_task, pick_task
 from src.train_outputs import check_output_dir, latest_checkpoint, remove_earlier_outputs
 from src.step_feeds import DatasetSink, HostBatches
@@ -97,14 +98,6 @@ def check_sink_start(sink_size, start, source):
     if sink_size and start % sink_size:
         raise ConfigError(f"sink_size {sink_size} does not divide step {start} of {source}, where this run resumes: "
                           f"resume it with sink_size 0 or a sink_size that divides {start}")
-
-
-def resolve_compute_dtype(value, device_target):
-    """``auto``: float16 with dynamic loss scaling on Ascend and GPU (the official pre-training), float32 on CPU;
-    other values as given."""
-    if value == "auto":
-        return "float32" if device_target == "CPU" else "float16"
-    return value
 
 
 def resume_path(cfg):
@@ -178,10 +171,9 @@ def main(argv=None):
     if not cfg.data.train_dir:
         raise ConfigError("--data.train_dir is required (a folder of clean training images; sub-folders are read "
                           "too)")
-    device = choose_device(cfg.device_target)[0]  # what setup() takes, for compute_dtype auto
-    check_sink_size(cfg, device)
-    compute_dtype, graph_form = setup(cfg.device_target, resolve_compute_dtype(cfg.compute_dtype, device),
-                                      cfg.onednn_isa, distributed_device_id(), cfg.graph_form)
+    compute_dtype, graph_form = setup(cfg.device_target, cfg.compute_dtype, cfg.onednn_isa, distributed_device_id(),
+                                      cfg.graph_form)
+    check_sink_size(cfg, runtime.device)
     images = list_images(cfg.data.train_dir, recursive=True)
     val_images = list_images(cfg.data.val_dir, recursive=True)[:cfg.data.val_images] if cfg.data.val_dir else []
     batch = cfg.data.batch_size

@@ -135,15 +135,25 @@ def choose_device(setting="auto"):
     return target, f"device_target {target} as configured ({version} can use {can_use})"
 
 
+def resolve_compute_dtype(value, device_target):
+    """``auto``: float16 (with dynamic loss scaling when training, as the official pre-training) on Ascend and GPU,
+    float32 on CPU; other values as given."""
+    if value == "auto":
+        return "float32" if device_target == "CPU" else "float16"
+    return value
+
+
 def setup(device_target="auto", compute_dtype="float32", onednn_isa="auto", device_id=None, graph_form="auto"):
     """Graph mode on ``device_target`` (``choose_device``; ``device_id``: which device, None = MindSpore's choice),
-    with the CPU kernel choice above on CPU; returns (the MindSpore dtype for ``compute_dtype``, the graph form
-    ``graph_form`` resolves to: ``native`` or ``cpu``, see ``src/models/forms.py``). Logs to stderr: first the
+    with the CPU kernel choice above on CPU; returns (the MindSpore dtype for ``compute_dtype``, ``auto`` resolved
+    for the device by ``resolve_compute_dtype``, and the graph form ``graph_form`` resolves to: ``native`` or
+    ``cpu``, see ``src/models/forms.py``). The device chosen is ``device`` afterwards. Logs to stderr: first the
     device chosen and why, then which graph form runs in which precision."""
     from src.models.forms import check_compute_dtype, resolve_graph_form
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     quiet_known_warnings()  # MindSpore's warnings about its own API that the project triggers (IPT_DEBUG=1 shows them)
     target, why = choose_device(device_target)
+    compute_dtype = resolve_compute_dtype(compute_dtype, target)
     form, form_why = resolve_graph_form(graph_form, target, compute_dtype)
     dtype = check_compute_dtype(compute_dtype, target, form)
     global device

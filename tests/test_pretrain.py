@@ -355,7 +355,7 @@ def test_validation_psnr_per_task(image_tree, tmp_path):
 
 
 def test_compute_dtype_auto_is_fp16_on_accelerators_only():
-    from train import resolve_compute_dtype
+    from src.runtime import resolve_compute_dtype
 
     assert [resolve_compute_dtype("auto", d) for d in ("CPU", "GPU", "Ascend")] == ["float32", "float16", "float16"]
     assert resolve_compute_dtype("float32", "Ascend") == "float32"
