@@ -40,15 +40,18 @@ def latest_checkpoint(output_dir):
     """(path, step) of the newest consistent checkpoint in ``output_dir`` (the weights and the optimizer state
     beside them readable and of the same step: a run killed while saving leaves the previous pair), or None.
     Among several of the same step, the step-named one is taken (``_last`` is its copy)."""
-    found = []
+    found = []  # (step, step-named, path, whether the stored step was read already)
     for path in checkpoints_in(output_dir):
         named = re.search(r"_step(\d+)\.ckpt$", path.name)
-        found.append((int(named.group(1)) if named else None, path))
-    # newest first: read the _last files' steps, then try the candidates from the highest step down
-    found = [(stored_step(p) if s is None else s, p) for s, p in found]
-    for step, path in sorted(((s, p) for s, p in found if s is not None),
-                             key=lambda sp: (sp[0], "_step" in sp[1].name), reverse=True):
-        if stored_step(opt_state_path(path)) == step and stored_step(path) == step:
+        if named:
+            found.append((int(named.group(1)), True, path, False))
+        else:  # a _last file: its step is only inside
+            step = stored_step(path)
+            if step is not None:
+                found.append((step, False, path, True))
+    # newest first, the step-named one before its _last copy; each file's stored step is read once
+    for step, _, path, read in sorted(found, reverse=True):
+        if stored_step(opt_state_path(path)) == step and (read or stored_step(path) == step):
             return path, step
     return None
 
