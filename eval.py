@@ -34,22 +34,30 @@ METRICS = ("psnr_y", "psnr_rgb", "ssim_y")
 
 
 class TileProgress:
-    """Progress over a run of images: a bar with tiles/s redrawn on a terminal, else one log line per image."""
+    """Progress over a run of images: a bar with tiles/s redrawn on a terminal. Elsewhere (a log file, a batch job),
+    a log line every ``log_every`` seconds within an image (tiles done, tiles/s, time left) and one per image."""
 
-    def __init__(self, total_images, stream=sys.stderr):
-        self.total_images, self.stream = total_images, stream
+    def __init__(self, total_images, stream=sys.stderr, log_every=60.0):
+        self.total_images, self.stream, self.log_every = total_images, stream, log_every
         self.bar = ProgressBar(1, stream, width=24) if stream.isatty() else None
         self.tiles_done, self.start = 0, time.perf_counter()
 
     def image(self, index, name):
         self.index, self.name, self.image_start, self.image_tiles = index, name, time.perf_counter(), 0
+        self.next_log = self.image_start + self.log_every
 
         def update(done, total):
             self.image_tiles = done
+            now = time.perf_counter()
             if self.bar:
-                rate = (self.tiles_done + done) / max(time.perf_counter() - self.start, 1e-9)
+                rate = (self.tiles_done + done) / max(now - self.start, 1e-9)
                 self.bar.update(done, f"tiles {rate:.2f} tiles/s", prefix=f"[{index}/{self.total_images}] {name} ",
                                 total=total)
+            elif now >= self.next_log and done < total:
+                self.next_log = now + self.log_every
+                rate = done / max(now - self.image_start, 1e-9)
+                log.info("[%d/%d] %s: %d/%d tiles, %.2f tiles/s, about %.0f min left", index, self.total_images,
+                         name, done, total, rate, (total - done) / max(rate, 1e-9) / 60)
         return update
 
     def done(self, message):
