@@ -40,18 +40,19 @@ def latest_checkpoint(output_dir):
     """(path, step) of the newest consistent checkpoint in ``output_dir`` (the weights and the optimizer state
     beside them readable and of the same step: a run killed while saving leaves the previous pair), or None.
     Among several of the same step, the step-named one is taken (``_last`` is its copy)."""
-    found = []  # (step, step-named, path, whether the stored step was read already)
+    found = []  # (step, step-named, path)
     for path in checkpoints_in(output_dir):
         named = re.search(r"_step(\d+)\.ckpt$", path.name)
         if named:
-            found.append((int(named.group(1)), True, path, False))
-        else:  # a _last file: its step is only inside
+            found.append((int(named.group(1)), True, path))
+        else:  # a _last file: its step is only inside, read here
             step = stored_step(path)
             if step is not None:
-                found.append((step, False, path, True))
-    # newest first, the step-named one before its _last copy; each file's stored step is read once
-    for step, _, path, read in sorted(found, reverse=True):
-        if stored_step(opt_state_path(path)) == step and (read or stored_step(path) == step):
+                found.append((step, False, path))
+    # newest first, the step-named one before its _last copy; each file's stored step is read once (a _last file's
+    # was read above)
+    for step, step_named, path in sorted(found, reverse=True):
+        if stored_step(opt_state_path(path)) == step and (not step_named or stored_step(path) == step):
             return path, step
     return None
 
